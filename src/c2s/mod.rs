@@ -1,0 +1,7 @@
+//! Client-to-server connections: the accept loop and one task per connection.
+
+mod connection;
+pub mod negotiation;
+pub mod session;
+
+pub use connection::accept_loop;

@@ -1,0 +1,99 @@
+//! Message routing for local accounts (RFC 6121 §8.5) and offline storage (XEP-0160).
+
+use jid::Jid;
+use minidom::Element;
+
+use crate::c2s::session::Session;
+use crate::error::StanzaError;
+use crate::router::{self, Resource};
+use crate::server::Server;
+
+pub async fn outbound(session: &mut Session, msg: Element) {
+    let to = match crate::stanza::to(&msg) {
+        Ok(Some(to)) => to,
+        // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
+        _ => Jid::from(session.bare.clone()),
+    };
+    if let Err(e) = route(&session.server, msg.clone(), &to).await {
+        session.bounce(&msg, e);
+    }
+}
+
+/// Route a message whose `from` is already set. `Err` is the error to return to the sender.
+pub async fn route(server: &Server, mut msg: Element, to: &Jid) -> Result<(), StanzaError> {
+    let ty = msg.attr("type").unwrap_or("normal").to_string();
+    if to.domain().as_str() != server.domain() {
+        return Err(
+            StanzaError::remote_server_not_found().with_text("this server does not federate with other domains yet")
+        );
+    }
+    let Some(node) = to.node() else {
+        // To the server itself: nothing handles messages here.
+        return match ty.as_str() {
+            "error" | "headline" | "groupchat" => Ok(()),
+            _ => Err(StanzaError::service_unavailable()),
+        };
+    };
+    let user = node.to_string();
+    if !crate::accounts::exists(&server.store, &user) {
+        // RFC 6121 §8.5.1: no such account.
+        return match ty.as_str() {
+            "error" | "headline" => Ok(()),
+            _ => Err(StanzaError::service_unavailable()),
+        };
+    }
+    msg.set_attr(
+        rxml::Namespace::NONE,
+        rxml::NcName::try_from("to").map_err(|_| StanzaError::internal_server_error())?,
+        to.to_string(),
+    );
+    let bare = format!("{user}@{}", server.domain());
+    let resources = server.registry.resources(&bare);
+    if let Some(resource) = to.resource() {
+        // RFC 6121 §8.5.3.1: a connected resource gets it, whatever its priority.
+        if let Some(r) = resources.iter().find(|r| r.resource == resource.as_str()) {
+            router::send(r, msg);
+            return Ok(());
+        }
+        // §8.5.3.2.1: no such resource.
+        match ty.as_str() {
+            "normal" | "chat" => {}
+            "groupchat" => return Err(StanzaError::service_unavailable()),
+            _ => return Ok(()),
+        }
+    }
+    // §8.5.2: to the bare JID, or a full JID treated as one.
+    let targets: Vec<&Resource> = resources.iter().filter(|r| r.available && r.priority >= 0).collect();
+    match ty.as_str() {
+        "groupchat" => Err(StanzaError::service_unavailable()),
+        "error" if targets.is_empty() => Ok(()),
+        "headline" if targets.is_empty() => Ok(()),
+        _ if !targets.is_empty() => {
+            // §8.5.2.1.1 (b): every non-negative available resource.
+            for r in targets {
+                router::send(r, msg.clone());
+            }
+            Ok(())
+        }
+        "normal" | "chat" | "" => {
+            if super::offline::store(server, &user, msg).await {
+                Ok(())
+            } else {
+                Err(StanzaError::service_unavailable().with_text("the recipient's offline storage is full"))
+            }
+        }
+        _ => Err(StanzaError::bad_request().with_text("unknown message type")),
+    }
+}
+
+/// Deliver a stanza to one local full JID if that resource is bound.
+pub fn deliver_to_resource(server: &Server, to: &Jid, stanza: Element) -> bool {
+    let (Some(node), Some(resource)) = (to.node(), to.resource()) else {
+        return false;
+    };
+    let bare = format!("{node}@{}", to.domain());
+    match server.registry.resource(&bare, resource.as_str()) {
+        Some(r) => router::send(&r, stanza),
+        None => false,
+    }
+}

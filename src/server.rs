@@ -1,0 +1,126 @@
+//! The running server: shared state, listeners, shutdown.
+
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, Semaphore};
+
+use crate::config::Config;
+use crate::error::{StreamCondition, StreamError};
+use crate::router::Registry;
+use crate::store::Store;
+use crate::throttle::Throttle;
+use crate::tls::TlsContext;
+
+/// State shared by every connection.
+pub struct Server {
+    pub config: Config,
+    pub store: Store,
+    pub registry: Registry,
+    pub tls: TlsContext,
+    pub started: Instant,
+    pub auth_failures_by_user: Throttle,
+    pub auth_failures_by_ip: Throttle,
+    pub registrations_by_ip: Throttle,
+    pub connections: Arc<Semaphore>,
+    pub shutdown: broadcast::Sender<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}. Is another server (or another amphi) using this port? Change c2s.{key} in the config or stop the other program.")]
+    Bind { addr: std::net::SocketAddr, key: &'static str, source: std::io::Error },
+    #[error("cannot open the database in {path}: {source}. Is another amphi running with the same data_dir?")]
+    Store { path: String, source: crate::store::StoreError },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+impl Server {
+    pub fn new(config: Config) -> Result<Arc<Server>, StartError> {
+        let db_path = config.server.data_dir.join("db");
+        let store = Store::open(&db_path)
+            .map_err(|source| StartError::Store { path: db_path.display().to_string(), source })?;
+        let tls = TlsContext::load(&config)?;
+        let window = config.auth.failure_window;
+        let (shutdown, _) = broadcast::channel(1);
+        Ok(Arc::new(Server {
+            auth_failures_by_user: Throttle::new(config.auth.max_failures, window),
+            auth_failures_by_ip: Throttle::new(config.auth.max_failures_per_ip, window),
+            registrations_by_ip: Throttle::new(config.auth.max_registrations_per_ip, window),
+            connections: Arc::new(Semaphore::new(config.c2s.max_connections)),
+            registry: Registry::default(),
+            started: Instant::now(),
+            store,
+            tls,
+            config,
+            shutdown,
+        }))
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.config.server.domain
+    }
+
+    /// Bind every configured listener; fails before serving anything if one port is taken.
+    pub async fn bind(&self) -> Result<Vec<(TcpListener, bool)>, StartError> {
+        let mut out = Vec::new();
+        for (addrs, direct, key) in [
+            (&self.config.c2s.starttls_listen, false, "starttls_listen"),
+            (&self.config.c2s.direct_tls_listen, true, "direct_tls_listen"),
+        ] {
+            for addr in addrs {
+                let l =
+                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: *addr, key, source })?;
+                out.push((l, direct));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Serve until ctrl-c / SIGTERM, then close every stream with `system-shutdown` and
+    /// flush the store.
+    pub async fn run(self: Arc<Server>, listeners: Vec<(TcpListener, bool)>) {
+        for (listener, direct) in listeners {
+            let addr = listener.local_addr().ok();
+            tracing::info!(?addr, direct_tls = direct, "listening for clients");
+            tokio::spawn(crate::c2s::accept_loop(self.clone(), listener, direct));
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = self.shutdown.send(());
+        self.registry.close_all(&StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
+        // Give sessions a moment to write their close and store their state.
+        for _ in 0..50 {
+            if self.registry.session_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!("flushing the database at shutdown failed: {e}");
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,223 @@
+//! Storage: sled behind a small typed API.
+//!
+//! Each kind of data has its own tree; values are JSON behind a one-byte format version, so
+//! a later release can read what an earlier one wrote. Anything a user creates is written
+//! and flushed ([`Store::flush`]) before the server acknowledges it, so it survives a crash.
+
+use serde::{de::DeserializeOwned, Serialize};
+use std::path::Path;
+
+use crate::sasl::Credentials;
+
+const FORMAT_V1: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("stored value in {tree} is unreadable: {message}")]
+    Corrupt { tree: &'static str, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A typed tree.
+#[derive(Clone)]
+pub struct Table {
+    name: &'static str,
+    tree: sled::Tree,
+}
+
+impl Table {
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.tree.get(key)? {
+            Some(bytes) => decode(self.name, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put<T: Serialize>(&self, key: &[u8], value: &T) -> Result<()> {
+        self.tree.insert(key, encode(value))?;
+        Ok(())
+    }
+
+    /// Insert only if absent; returns false when the key already existed.
+    pub fn insert_new<T: Serialize>(&self, key: &[u8], value: &T) -> Result<bool> {
+        Ok(self.tree.compare_and_swap(key, None as Option<&[u8]>, Some(encode(value)))?.is_ok())
+    }
+
+    pub fn remove(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.tree.remove(key)?.is_some())
+    }
+
+    /// All values whose key starts with `prefix`, in key order.
+    pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(prefix) {
+            let (k, v) = entry?;
+            out.push((k.to_vec(), decode(self.name, &v)?));
+        }
+        Ok(out)
+    }
+
+    pub fn remove_prefix(&self, prefix: &[u8]) -> Result<usize> {
+        let mut n = 0;
+        for key in self.tree.scan_prefix(prefix).keys() {
+            self.tree.remove(key?)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn count_prefix(&self, prefix: &[u8]) -> usize {
+        self.tree.scan_prefix(prefix).keys().count()
+    }
+
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        self.tree.iter().keys().map(|k| Ok(k?.to_vec())).collect()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    // Serialising our own plain data types to JSON cannot fail.
+    serde_json::to_writer(&mut out, value).expect("serialising a stored value");
+    out
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, rest)) => {
+            serde_json::from_slice(rest).map_err(|e| StoreError::Corrupt { tree, message: e.to_string() })
+        }
+        _ => Err(StoreError::Corrupt { tree, message: "unknown format version".into() }),
+    }
+}
+
+/// A stored account.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Account {
+    pub credentials: Credentials,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// The whole database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub accounts: Table,
+    /// `user \0 contact` → roster item.
+    pub roster: Table,
+    /// `user` → roster version counter.
+    pub roster_versions: Table,
+    /// `user \0 contact` → pending inbound subscription request (stanza XML).
+    pub subscription_requests: Table,
+    /// `user \0 seq(8 bytes BE)` → offline message (stanza XML).
+    pub offline: Table,
+    /// `user` → vCard XML.
+    pub vcards: Table,
+    /// `user` → last logout (seconds since epoch, status text).
+    pub last_activity: Table,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = sled::Config::new().path(path).open()?;
+        Self::from_db(db)
+    }
+
+    /// A throwaway store for tests.
+    pub fn temporary() -> Result<Store> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store> {
+        let t = |name: &'static str| -> Result<Table> { Ok(Table { name, tree: db.open_tree(name)? }) };
+        Ok(Store {
+            accounts: t("accounts")?,
+            roster: t("roster")?,
+            roster_versions: t("roster_versions")?,
+            subscription_requests: t("subscription_requests")?,
+            offline: t("offline")?,
+            vcards: t("vcards")?,
+            last_activity: t("last_activity")?,
+            db,
+        })
+    }
+
+    /// Make every write so far durable. Call before acknowledging a change.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh, monotonically increasing number (offline message order, roster versions).
+    pub fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Delete an account and everything it owns.
+    pub fn remove_account(&self, user: &str) -> Result<bool> {
+        let existed = self.accounts.remove(user.as_bytes())?;
+        let prefix = pair_prefix(user);
+        self.roster.remove_prefix(&prefix)?;
+        self.subscription_requests.remove_prefix(&prefix)?;
+        self.offline.remove_prefix(&prefix)?;
+        self.roster_versions.remove(user.as_bytes())?;
+        self.vcards.remove(user.as_bytes())?;
+        self.last_activity.remove(user.as_bytes())?;
+        Ok(existed)
+    }
+}
+
+/// Key of a (user, other) pair: `user \0 other`. A NUL cannot occur in a JID.
+pub fn pair_key(user: &str, other: &str) -> Vec<u8> {
+    let mut k = pair_prefix(user);
+    k.extend_from_slice(other.as_bytes());
+    k
+}
+
+pub fn pair_prefix(user: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(user.len() + 1);
+    k.extend_from_slice(user.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The second half of a pair key.
+pub fn pair_other(key: &[u8]) -> Option<String> {
+    let i = key.iter().position(|&b| b == 0)?;
+    String::from_utf8(key[i + 1..].to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_round_trip_and_prefix_scan() {
+        let s = Store::temporary().unwrap();
+        s.roster.put(&pair_key("a", "b@x"), &"one".to_string()).unwrap();
+        s.roster.put(&pair_key("a", "c@x"), &"two".to_string()).unwrap();
+        s.roster.put(&pair_key("ab", "d@x"), &"other".to_string()).unwrap();
+        let items: Vec<(Vec<u8>, String)> = s.roster.scan(&pair_prefix("a")).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(pair_other(&items[0].0).as_deref(), Some("b@x"));
+        assert!(s.accounts.insert_new(b"k", &1u32).unwrap());
+        assert!(!s.accounts.insert_new(b"k", &2u32).unwrap());
+        assert_eq!(s.accounts.get::<u32>(b"k").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn corrupt_value_is_an_error_not_a_panic() {
+        let s = Store::temporary().unwrap();
+        s.vcards.tree.insert(b"x", b"\x09junk".to_vec()).unwrap();
+        assert!(s.vcards.get::<String>(b"x").is_err());
+    }
+}

@@ -1,0 +1,373 @@
+//! Incremental, bounded XML framing of an XMPP stream (sans-IO).
+//!
+//! Bytes go in with [`Framer::feed`]; [`Framer::next_event`] hands out the stream header,
+//! each complete top-level element (a stanza or a negotiation element) and the stream close.
+//! Everything the RFC 6120 §11 "restricted XML" forbids (comments, processing instructions,
+//! DTDs, entity declarations, undeclared entities) is refused by the underlying rxml parser;
+//! the framer adds the limits a server needs: the size of one top-level element in bytes,
+//! and its nesting depth. Limits are checked while the element is still arriving, so an
+//! endless element never grows memory past the limit.
+
+use minidom::Element;
+use rxml::{Event, Parse, Parser};
+use std::collections::BTreeMap;
+
+use super::ns;
+
+/// Bounds applied to every top-level element.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum size of one top-level element, in bytes as received.
+    pub max_stanza_size: usize,
+    /// Maximum nesting depth below the stream element (a stanza is depth 1).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_stanza_size: 256 * 1024, max_depth: 64 }
+    }
+}
+
+/// What the framer produced.
+#[derive(Debug)]
+pub enum FramerEvent {
+    /// `<stream:stream ...>` with its attributes (unqualified names only, plus `xml:lang`
+    /// under the key `xml:lang`).
+    StreamOpen(BTreeMap<String, String>),
+    /// A complete child of the stream element.
+    Element(Element),
+    /// `</stream:stream>`.
+    StreamClose,
+}
+
+/// Why the stream cannot go on; each maps to one stream error condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Not XML, or XML that breaks well-formedness or namespace rules.
+    NotWellFormed(String),
+    /// XML that RFC 6120 §11.1 forbids (DTD, comments, PIs, entity declarations).
+    RestrictedXml(String),
+    /// The root element is not `stream` in the streams namespace.
+    InvalidNamespace(String),
+    /// A top-level element grew past `max_stanza_size`.
+    TooLarge(usize),
+    /// Elements nested deeper than `max_depth`.
+    TooDeep(usize),
+}
+
+/// The incremental framer. One per stream; call [`Framer::reset`] after a stream restart
+/// (STARTTLS, SASL success), as RFC 6120 §4.3.3 requires a fresh parser.
+pub struct Framer {
+    parser: Parser,
+    buf: Vec<u8>,
+    limits: Limits,
+    /// Elements under construction; `stack[0]` is the top-level child of the stream.
+    stack: Vec<Element>,
+    in_stream: bool,
+    /// Bytes consumed by the current top-level element so far.
+    stanza_bytes: usize,
+    failed: Option<FrameError>,
+}
+
+impl Framer {
+    pub fn new(limits: Limits) -> Self {
+        Framer {
+            parser: Parser::new(),
+            buf: Vec::new(),
+            limits,
+            stack: Vec::new(),
+            in_stream: false,
+            stanza_bytes: 0,
+            failed: None,
+        }
+    }
+
+    /// Start over for a restarted stream. Unparsed bytes are dropped: after STARTTLS and
+    /// SASL success the peer must wait for our answer before sending more.
+    pub fn reset(&mut self) {
+        *self = Framer::new(self.limits);
+    }
+
+    /// Hand received bytes to the framer.
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received but not parsed yet (whitespace keepalives count until parsed).
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete event, `Ok(None)` when more bytes are needed.
+    pub fn next_event(&mut self) -> Result<Option<FramerEvent>, FrameError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let result = self.parse();
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+            self.buf.clear();
+            self.stack.clear();
+        }
+        result
+    }
+
+    fn parse(&mut self) -> Result<Option<FramerEvent>, FrameError> {
+        loop {
+            let mut input: &[u8] = &self.buf;
+            let before = input.len();
+            let result = self.parser.parse(&mut input, false);
+            let consumed = before - input.len();
+            self.buf.drain(..consumed);
+            if !self.stack.is_empty() || consumed > 0 && self.in_stream {
+                self.stanza_bytes += consumed;
+            }
+            let event = match result {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(None),
+                Err(rxml::error::EndOrError::NeedMoreData) => {
+                    // A partial token also counts against the limit: a peer must not be able
+                    // to make us buffer an endless attribute value or name.
+                    if self.stanza_bytes + self.buf.len() > self.limits.max_stanza_size {
+                        return Err(FrameError::TooLarge(self.limits.max_stanza_size));
+                    }
+                    return Ok(None);
+                }
+                Err(rxml::error::EndOrError::Error(err)) => return Err(classify(err)),
+            };
+            if let Some(out) = self.handle(event)? {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<Option<FramerEvent>, FrameError> {
+        match event {
+            Event::XmlDeclaration(..) => Ok(None),
+            Event::StartElement(_, (namespace, name), attrs) => {
+                if !self.in_stream {
+                    return self.open_stream(namespace.as_str(), name.as_str(), attrs).map(Some);
+                }
+                if self.stack.len() >= self.limits.max_depth {
+                    return Err(FrameError::TooDeep(self.limits.max_depth));
+                }
+                if self.stack.is_empty() {
+                    self.stanza_bytes = 0;
+                }
+                self.check_size()?;
+                let mut el = Element::bare(name.as_str(), namespace.as_str());
+                *el.attrs_mut() = attrs;
+                self.stack.push(el);
+                Ok(None)
+            }
+            Event::Text(_, text) => {
+                if !self.stack.is_empty() {
+                    self.check_size_with(text.len())?;
+                    if let Some(top) = self.stack.last_mut() {
+                        top.append_text_node(text);
+                    }
+                } else if !text.trim_matches([' ', '\t', '\r', '\n']).is_empty() {
+                    // RFC 6120 §11.7 allows whitespace between stanzas (keepalives), nothing else.
+                    return Err(FrameError::NotWellFormed("text is not allowed between stanzas".into()));
+                }
+                Ok(None)
+            }
+            Event::EndElement(_) => match self.stack.pop() {
+                None => {
+                    self.in_stream = false;
+                    Ok(Some(FramerEvent::StreamClose))
+                }
+                Some(el) => {
+                    self.check_size()?;
+                    match self.stack.last_mut() {
+                        Some(parent) => {
+                            parent.append_child(el);
+                            Ok(None)
+                        }
+                        None => {
+                            self.stanza_bytes = 0;
+                            Ok(Some(FramerEvent::Element(el)))
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    fn open_stream(&mut self, namespace: &str, name: &str, attrs: rxml::AttrMap) -> Result<FramerEvent, FrameError> {
+        if name != "stream" || namespace != ns::STREAM {
+            return Err(FrameError::InvalidNamespace(format!(
+                "the root element must be <stream:stream xmlns:stream='{}'>",
+                ns::STREAM
+            )));
+        }
+        self.in_stream = true;
+        self.stanza_bytes = 0;
+        let mut map = BTreeMap::new();
+        for ((attr_ns, attr_name), value) in attrs.iter() {
+            if attr_ns.is_none() {
+                map.insert(attr_name.to_string(), value.clone());
+            } else if attr_ns.as_str() == rxml::XMLNS_XML {
+                map.insert(format!("xml:{}", attr_name), value.clone());
+            }
+        }
+        Ok(FramerEvent::StreamOpen(map))
+    }
+
+    fn check_size(&self) -> Result<(), FrameError> {
+        self.check_size_with(0)
+    }
+
+    fn check_size_with(&self, extra: usize) -> Result<(), FrameError> {
+        if self.stanza_bytes + extra > self.limits.max_stanza_size {
+            Err(FrameError::TooLarge(self.limits.max_stanza_size))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The default namespace the peer declared on its stream header; stanzas without their
+    /// own `xmlns` inherit it, so the session checks it is `jabber:client`.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+fn classify(err: rxml::Error) -> FrameError {
+    let text = err.to_string();
+    match err {
+        rxml::Error::RestrictedXml(_) => FrameError::RestrictedXml(text),
+        // "<!" not followed by "[CDATA[" or "--": a DOCTYPE or ENTITY declaration, the
+        // constructs RFC 6120 §11.1 names, so restricted-xml rather than not-well-formed.
+        rxml::Error::InvalidSyntax(msg) if msg.contains("cdata or comment section start") => {
+            FrameError::RestrictedXml("DTDs and entity declarations are not allowed".into())
+        }
+        _ => FrameError::NotWellFormed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' xml:lang='en'>";
+
+    fn framer() -> Framer {
+        Framer::new(Limits { max_stanza_size: 1024, max_depth: 8 })
+    }
+
+    fn drain(f: &mut Framer) -> Result<Vec<FramerEvent>, FrameError> {
+        let mut out = Vec::new();
+        while let Some(ev) = f.next_event()? {
+            out.push(ev);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn header_then_stanza_byte_by_byte() {
+        let mut f = framer();
+        let input = format!("{HEADER}<message to='a@b'><body>hi &amp; bye</body></message> </stream:stream>");
+        let mut events = Vec::new();
+        for b in input.as_bytes() {
+            f.feed(&[*b]);
+            events.extend(drain(&mut f).unwrap());
+        }
+        assert_eq!(events.len(), 3);
+        match &events[0] {
+            FramerEvent::StreamOpen(attrs) => {
+                assert_eq!(attrs.get("to").map(String::as_str), Some("localhost"));
+                assert_eq!(attrs.get("xml:lang").map(String::as_str), Some("en"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &events[1] {
+            FramerEvent::Element(el) => {
+                assert!(el.is("message", "jabber:client"));
+                assert_eq!(el.get_child("body", "jabber:client").unwrap().text(), "hi & bye");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(events[2], FramerEvent::StreamClose));
+    }
+
+    #[test]
+    fn oversized_stanza_is_refused_before_it_completes() {
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        drain(&mut f).unwrap();
+        f.feed(b"<message><body>");
+        f.feed(&vec![b'a'; 2000]);
+        assert_eq!(drain(&mut f).unwrap_err(), FrameError::TooLarge(1024));
+    }
+
+    #[test]
+    fn endless_attribute_is_refused() {
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        drain(&mut f).unwrap();
+        f.feed(b"<message to='");
+        f.feed(&vec![b'a'; 2000]);
+        assert!(drain(&mut f).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        f.feed("<a>".repeat(20).as_bytes());
+        assert_eq!(drain(&mut f).unwrap_err(), FrameError::TooDeep(8));
+    }
+
+    #[test]
+    fn dtd_and_entities_are_restricted() {
+        let mut f = framer();
+        f.feed(b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><stream:stream>");
+        let e = drain(&mut f).unwrap_err();
+        assert!(matches!(e, FrameError::RestrictedXml(_)), "{e:?}");
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        f.feed(b"<message><body>&xxe;</body></message>");
+        assert!(drain(&mut f).is_err());
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        f.feed(b"<!-- hi -->");
+        assert!(matches!(drain(&mut f).unwrap_err(), FrameError::RestrictedXml(_)));
+    }
+
+    #[test]
+    fn garbage_and_wrong_root() {
+        let mut f = framer();
+        f.feed(b"\x00\x01garbage");
+        assert!(matches!(drain(&mut f).unwrap_err(), FrameError::NotWellFormed(_)));
+        let mut f = framer();
+        f.feed(b"<stream:stream xmlns:stream='urn:wrong'>");
+        assert!(matches!(drain(&mut f).unwrap_err(), FrameError::InvalidNamespace(_)));
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        f.feed(b"<a></b>");
+        assert!(matches!(drain(&mut f).unwrap_err(), FrameError::NotWellFormed(_)));
+    }
+
+    #[test]
+    fn whitespace_keepalive_between_stanzas() {
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        f.feed(b"\n \n<presence/>\t");
+        let ev = drain(&mut f).unwrap();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(f.pending(), 0);
+    }
+
+    #[test]
+    fn reset_accepts_a_new_header() {
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        drain(&mut f).unwrap();
+        f.reset();
+        f.feed(HEADER.as_bytes());
+        assert!(matches!(drain(&mut f).unwrap()[0], FramerEvent::StreamOpen(_)));
+    }
+}
