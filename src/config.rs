@@ -23,6 +23,37 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub contact: ContactConfig,
+    #[serde(default)]
+    pub muc: MucConfig,
+}
+
+/// The multi-user chat service (XEP-0045).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MucConfig {
+    pub enabled: bool,
+    /// The service's domain; empty means "conference." + server.domain.
+    pub domain: String,
+}
+
+impl Default for MucConfig {
+    fn default() -> Self {
+        MucConfig { enabled: true, domain: String::new() }
+    }
+}
+
+impl Config {
+    /// The MUC service domain, if the service is enabled.
+    pub fn muc_domain(&self) -> Option<String> {
+        if !self.muc.enabled {
+            return None;
+        }
+        Some(if self.muc.domain.is_empty() {
+            format!("conference.{}", self.server.domain)
+        } else {
+            self.muc.domain.clone()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +240,11 @@ impl Config {
                 "tls.cert",
                 "a certificate is required for a domain other than localhost: set tls.cert and tls.key to PEM files",
             );
+        }
+        if let Some(d) = self.muc_domain() {
+            if d == self.server.domain || jid::BareJid::new(&d).map(|j| j.node().is_some()).unwrap_or(true) {
+                return invalid("muc.domain", "must be a domain of its own, such as \"conference.example.org\"");
+            }
         }
         if !(4096..=1_000_000).contains(&self.auth.scram_iterations) {
             return invalid("auth.scram_iterations", "must be between 4096 (RFC 7677 minimum) and 1000000");

@@ -62,7 +62,7 @@ impl StreamError {
     }
 
     pub fn to_element(&self) -> Element {
-        Element::builder("error", ns::STREAM)
+        crate::xml::stream_element("error")
             .append(Element::bare(self.condition.name(), ns::STREAMS_ERR))
             .append(with_lang(Element::builder("text", ns::STREAMS_ERR), "en").append(self.text.as_str()).build())
             .build()

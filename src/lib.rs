@@ -12,6 +12,7 @@ pub mod c2s;
 pub mod config;
 pub mod error;
 pub mod modules;
+pub mod muc;
 pub mod roster;
 pub mod router;
 pub mod sasl;

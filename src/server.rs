@@ -1,5 +1,6 @@
 //! The running server: shared state, listeners, shutdown.
 
+use minidom::Element;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -24,6 +25,10 @@ pub struct Server {
     pub registrations_by_ip: Throttle,
     pub connections: Arc<Semaphore>,
     pub shutdown: broadcast::Sender<()>,
+    /// XEP-0115 `<c/>` for stream features, computed once.
+    pub caps: minidom::Element,
+    /// The multi-user chat service, when enabled.
+    pub muc: Option<Arc<crate::muc::MucService>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,8 @@ impl Server {
             registrations_by_ip: Throttle::new(config.auth.max_registrations_per_ip, window),
             connections: Arc::new(Semaphore::new(config.c2s.max_connections)),
             registry: Registry::default(),
+            caps: crate::modules::disco::caps_element(&config.contact),
+            muc: config.muc_domain().map(|d| Arc::new(crate::muc::MucService::new(d))),
             started: Instant::now(),
             store,
             tls,
@@ -60,6 +67,18 @@ impl Server {
 
     pub fn domain(&self) -> &str {
         &self.config.server.domain
+    }
+
+    /// Hand a stanza to the local service owning `domain` (MUC), if there is one.
+    /// Returns false when no local service owns that domain.
+    pub fn route_to_service(self: &Arc<Self>, domain: &str, stanza: Element) -> bool {
+        match &self.muc {
+            Some(muc) if muc.domain == domain => {
+                muc.route(self, stanza);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Bind every configured listener; fails before serving anything if one port is taken.
@@ -81,12 +100,22 @@ impl Server {
     /// Serve until ctrl-c / SIGTERM, then close every stream with `system-shutdown` and
     /// flush the store.
     pub async fn run(self: Arc<Server>, listeners: Vec<(TcpListener, bool)>) {
+        self.start(listeners);
+        wait_for_signal().await;
+        self.stop().await;
+    }
+
+    /// Start accepting on the listeners (tests call this and [`Server::stop`] directly).
+    pub fn start(self: &Arc<Server>, listeners: Vec<(TcpListener, bool)>) {
         for (listener, direct) in listeners {
             let addr = listener.local_addr().ok();
             tracing::info!(?addr, direct_tls = direct, "listening for clients");
             tokio::spawn(crate::c2s::accept_loop(self.clone(), listener, direct));
         }
-        wait_for_signal().await;
+    }
+
+    /// Close every stream with `system-shutdown`, then flush the store.
+    pub async fn stop(&self) {
         tracing::info!("shutting down");
         let _ = self.shutdown.send(());
         self.registry.close_all(&StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));

@@ -70,6 +70,7 @@ async fn handle(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr, direct_tl
         registration: server.config.auth.registration,
         starttls_available: !direct_tls,
         max_auth_attempts: 5,
+        caps: Some(server.caps.clone()),
     };
     let mut conn = Connection {
         limits: Limits { max_stanza_size: server.config.c2s.max_stanza_size, max_depth: server.config.c2s.max_depth },

@@ -24,6 +24,8 @@ pub struct Settings {
     pub starttls_available: bool,
     /// How many failed SASL attempts one stream may make before it is closed.
     pub max_auth_attempts: u32,
+    /// XEP-0115 `<c/>` of the server, added to every features element.
+    pub caps: Option<Element>,
 }
 
 #[derive(Debug)]
@@ -214,7 +216,10 @@ impl Negotiation {
     }
 
     fn features(&self) -> Element {
-        let mut f = Element::builder("features", ns::STREAM);
+        let mut f = crate::xml::stream_element("features");
+        if let Some(c) = &self.settings.caps {
+            f = f.append(c.clone());
+        }
         if self.authenticated {
             f = f
                 .append(Element::bare("bind", ns::BIND))
@@ -483,6 +488,7 @@ mod tests {
             registration: true,
             starttls_available: true,
             max_auth_attempts: 3,
+            caps: None,
         }
     }
 

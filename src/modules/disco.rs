@@ -11,8 +11,51 @@ use crate::xml::{ns, AttrExt};
 
 pub const FEATURES: &[&str] = &[ns::DISCO_INFO, ns::DISCO_ITEMS];
 
+/// The node of our XEP-0115 entity capabilities.
+pub const CAPS_NODE: &str = "https://github.com/amphi-xmpp/amphi";
+
+/// XEP-0115 §5.1 verification string of the server's disco#info, SHA-1, base64.
+pub fn caps_ver(contact: &ContactConfig) -> String {
+    use base64::Engine;
+    let mut s = String::from("server/im//amphi<");
+    for f in super::server_features() {
+        s.push_str(f);
+        s.push('<');
+    }
+    if let Some(form) = contact_form(contact) {
+        s.push_str(ns::SERVERINFO);
+        s.push('<');
+        let mut fields: Vec<(String, Vec<String>)> = form
+            .children()
+            .filter_map(|f| {
+                let var = f.attr("var")?;
+                (var != "FORM_TYPE").then(|| (var.to_string(), f.children().map(|v| v.text()).collect()))
+            })
+            .collect();
+        fields.sort();
+        for (var, mut values) in fields {
+            s.push_str(&var);
+            s.push('<');
+            values.sort();
+            for v in values {
+                s.push_str(&v);
+                s.push('<');
+            }
+        }
+    }
+    let hash = crate::sasl::HashAlg::Sha1.hash(s.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}
+
+/// The `<c/>` element advertised in stream features (XEP-0115 §6.3).
+pub fn caps_element(contact: &ContactConfig) -> Element {
+    Element::builder("c", ns::CAPS).a("hash", "sha-1").a("node", CAPS_NODE).a("ver", caps_ver(contact)).build()
+}
+
 pub fn info(session: &Session, target: &Target, query: &Element) -> Result<Option<Element>, StanzaError> {
-    if query.attr("node").is_some() {
+    let caps_node = format!("{CAPS_NODE}#{}", caps_ver(&session.server.config.contact));
+    let node = query.attr("node");
+    if node.is_some_and(|n| n != caps_node || *target != Target::Server) {
         return Err(StanzaError::item_not_found().with_text("no such node"));
     }
     let (category, kind, features) = match target {
@@ -46,7 +89,15 @@ pub fn items(session: &Session, target: &Target, query: &Element) -> Result<Opti
         Target::Account(user) if crate::accounts::exists(&session.server.store, user) => {}
         _ => return Err(StanzaError::service_unavailable()),
     }
-    Ok(Some(Element::bare("query", ns::DISCO_ITEMS)))
+    let mut q = Element::builder("query", ns::DISCO_ITEMS);
+    if *target == Target::Server {
+        if let Some(muc) = &session.server.muc {
+            q = q.append(
+                Element::builder("item", ns::DISCO_ITEMS).a("jid", muc.domain.as_str()).a("name", "Chatrooms").build(),
+            );
+        }
+    }
+    Ok(Some(q.build()))
 }
 
 /// XEP-0157: a `serverinfo` data form, or none when no address is configured.

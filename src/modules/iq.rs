@@ -48,8 +48,14 @@ pub async fn handle(session: &mut Session, iq: Element) {
         "get" | "set" => {}
         "result" | "error" => {
             // Replies to iqs other entities sent our client: pass them on.
-            if let Target::Resource(to) = &target {
-                super::message::deliver_to_resource(&session.server, to, iq);
+            match (&target, &to) {
+                (Target::Resource(to), _) => {
+                    super::message::deliver_to_resource(&session.server, to, iq);
+                }
+                (Target::Remote, Some(to)) => {
+                    session.server.route_to_service(to.domain().as_str(), iq);
+                }
+                _ => {}
             }
             return;
         }
@@ -70,6 +76,11 @@ pub async fn handle(session: &mut Session, iq: Element) {
         return;
     }
     if target == Target::Remote {
+        if let Some(to) = &to {
+            if session.server.route_to_service(to.domain().as_str(), iq.clone()) {
+                return;
+            }
+        }
         return session.bounce(
             &iq,
             StanzaError::remote_server_not_found().with_text("this server does not federate with other domains yet"),

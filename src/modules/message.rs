@@ -2,6 +2,7 @@
 
 use jid::Jid;
 use minidom::Element;
+use std::sync::Arc;
 
 use crate::c2s::session::Session;
 use crate::error::StanzaError;
@@ -20,9 +21,12 @@ pub async fn outbound(session: &mut Session, msg: Element) {
 }
 
 /// Route a message whose `from` is already set. `Err` is the error to return to the sender.
-pub async fn route(server: &Server, mut msg: Element, to: &Jid) -> Result<(), StanzaError> {
+pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(), StanzaError> {
     let ty = msg.attr("type").unwrap_or("normal").to_string();
     if to.domain().as_str() != server.domain() {
+        if server.route_to_service(to.domain().as_str(), msg) {
+            return Ok(());
+        }
         return Err(
             StanzaError::remote_server_not_found().with_text("this server does not federate with other domains yet")
         );

@@ -2,6 +2,7 @@
 //! account's own resources, directed presence, and unavailable when a session ends.
 
 use minidom::Element;
+use std::sync::Arc;
 
 use super::roster;
 use crate::c2s::session::Session;
@@ -137,8 +138,12 @@ pub async fn went_offline(session: &mut Session) {
 
 /// Deliver a presence to a local address: a full JID gets it if bound; a bare JID on
 /// all its available resources. Other domains: dropped (no federation yet).
-pub fn deliver(server: &Server, to: &jid::Jid, presence: &Element) {
-    if to.domain().as_str() != server.domain() || to.node().is_none() {
+pub fn deliver(server: &Arc<Server>, to: &jid::Jid, presence: &Element) {
+    if to.domain().as_str() != server.domain() {
+        server.route_to_service(to.domain().as_str(), presence.clone());
+        return;
+    }
+    if to.node().is_none() {
         return;
     }
     match to.resource() {

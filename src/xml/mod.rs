@@ -54,3 +54,13 @@ pub fn with_lang(b: ElementBuilder, lang: &str) -> ElementBuilder {
         Err(_) => b,
     }
 }
+
+/// A builder for `<stream:NAME/>` written with the conventional `stream:` prefix, as
+/// every client expects for `<stream:features/>` and `<stream:error/>`.
+pub fn stream_element(name: &str) -> ElementBuilder {
+    let b = Element::builder(name, ns::STREAM);
+    match Element::builder(name, ns::STREAM).prefix(Some("stream".to_string()), ns::STREAM) {
+        Ok(prefixed) => prefixed,
+        Err(_) => b,
+    }
+}
