@@ -36,7 +36,7 @@ pub fn list(store: &Store) -> Result<Vec<String>, StoreError> {
 }
 
 pub fn exists(store: &Store, username: &str) -> bool {
-    matches!(store.accounts.get::<Account>(username.as_bytes()), Ok(Some(_)))
+    store.accounts.contains(username.as_bytes()).unwrap_or(false)
 }
 
 /// PBKDF2 is deliberately slow; keep it off the async worker threads.

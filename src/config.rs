@@ -89,6 +89,12 @@ pub struct C2sConfig {
     pub max_connections: usize,
     /// Outbound queue per session, in stanzas; a client that lets it fill is disconnected.
     pub send_queue: usize,
+    /// After this long without data from a signed-in client, the server pings it (XEP-0199).
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// A client that sends nothing this long after the ping is disconnected.
+    #[serde(with = "duration")]
+    pub ping_timeout: Duration,
 }
 
 impl Default for C2sConfig {
@@ -102,6 +108,8 @@ impl Default for C2sConfig {
             auth_timeout: Duration::from_secs(30),
             max_connections: 20_000,
             send_queue: 1024,
+            ping_interval: Duration::from_secs(300),
+            ping_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -225,6 +233,9 @@ impl Config {
         }
         if self.c2s.auth_timeout < Duration::from_secs(1) {
             return invalid("c2s.auth_timeout", "must be at least 1s");
+        }
+        if self.c2s.ping_interval < Duration::from_secs(1) || self.c2s.ping_timeout < Duration::from_secs(1) {
+            return invalid("c2s.ping_interval", "c2s.ping_interval and c2s.ping_timeout must be at least 1s");
         }
         if self.c2s.max_connections == 0 {
             return invalid("c2s.max_connections", "must be at least 1");

@@ -1,36 +1,19 @@
 //! Hostile input over real sockets: each violation gets the RFC 6120 stream error with a
 //! text, the connection is closed, and the server keeps serving others.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use amphi::config::Config;
-use amphi::server::Server;
+use support::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct TestServer {
-    addr: std::net::SocketAddr,
-    _server: Arc<Server>,
-    _dir: tempfile::TempDir,
-}
-
 async fn start() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[server]\ndomain = 'localhost'\ndata_dir = '{}'\n[c2s]\nstarttls_listen = ['127.0.0.1:0']\ndirect_tls_listen = []\n\
-         auth_timeout = '1s'\nmax_stanza_size = 10000\nmax_depth = 10\n",
-        dir.path().display()
-    );
-    let server = Server::new(Config::parse("test", &toml).unwrap()).unwrap();
-    let listeners = server.bind().await.unwrap();
-    let addr = listeners[0].0.local_addr().unwrap();
-    server.start(listeners);
-    TestServer { addr, _server: server, _dir: dir }
+    support::start("auth_timeout = '1s'\nmax_stanza_size = 10000\nmax_depth = 10").await
 }
 
-const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-    xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+use support::HEADER;
 
 /// Send `input`, then read until the server closes the stream or the connection.
 async fn exchange(addr: std::net::SocketAddr, input: &[u8]) -> String {
@@ -83,63 +66,63 @@ async fn assert_still_serving(addr: std::net::SocketAddr) {
 #[tokio::test]
 async fn garbage_is_not_well_formed() {
     let t = start().await;
-    assert_stream_error(&exchange(t.addr, b"\x16\x03\x01 hello").await, "not-well-formed");
-    let reply = exchange(t.addr, format!("{HEADER}<message><body>x</bod></message>").as_bytes()).await;
+    assert_stream_error(&exchange(t.starttls, b"\x16\x03\x01 hello").await, "not-well-formed");
+    let reply = exchange(t.starttls, format!("{HEADER}<message><body>x</bod></message>").as_bytes()).await;
     assert_stream_error(&reply, "not-well-formed");
-    assert_still_serving(t.addr).await;
+    assert_still_serving(t.starttls).await;
 }
 
 #[tokio::test]
 async fn wrong_namespace_and_host() {
     let t = start().await;
     let reply =
-        exchange(t.addr, b"<stream:stream xmlns:stream='urn:example:wrong' to='localhost' version='1.0'>").await;
+        exchange(t.starttls, b"<stream:stream xmlns:stream='urn:example:wrong' to='localhost' version='1.0'>").await;
     assert_stream_error(&reply, "invalid-namespace");
-    let reply = exchange(t.addr, HEADER.replace("to='localhost'", "to='example.net'").as_bytes()).await;
+    let reply = exchange(t.starttls, HEADER.replace("to='localhost'", "to='example.net'").as_bytes()).await;
     assert_stream_error(&reply, "host-unknown");
     assert!(reply.starts_with("<?xml"), "the header comes before the error: {reply}");
-    let reply = exchange(t.addr, HEADER.replace("'localhost' version='1.0'>", "'localhost'>").as_bytes()).await;
+    let reply = exchange(t.starttls, HEADER.replace("'localhost' version='1.0'>", "'localhost'>").as_bytes()).await;
     assert_stream_error(&reply, "unsupported-version");
-    assert_still_serving(t.addr).await;
+    assert_still_serving(t.starttls).await;
 }
 
 #[tokio::test]
 async fn dtd_and_entities_are_restricted() {
     let t = start().await;
     let reply =
-        exchange(t.addr, b"<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY xxe SYSTEM 'file:///etc/passwd'>]>").await;
+        exchange(t.starttls, b"<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY xxe SYSTEM 'file:///etc/passwd'>]>").await;
     assert_stream_error(&reply, "restricted-xml");
-    let reply = exchange(t.addr, format!("{HEADER}<!-- a comment -->").as_bytes()).await;
+    let reply = exchange(t.starttls, format!("{HEADER}<!-- a comment -->").as_bytes()).await;
     assert_stream_error(&reply, "restricted-xml");
-    let reply = exchange(t.addr, format!("{HEADER}<message><body>&xxe;</body></message>").as_bytes()).await;
+    let reply = exchange(t.starttls, format!("{HEADER}<message><body>&xxe;</body></message>").as_bytes()).await;
     assert_stream_error(&reply, "not-well-formed");
-    assert_still_serving(t.addr).await;
+    assert_still_serving(t.starttls).await;
 }
 
 #[tokio::test]
 async fn oversized_and_deep_stanzas_are_policy_violations() {
     let t = start().await;
     let big = format!("{HEADER}<message><body>{}</body></message>", "a".repeat(20_000));
-    let reply = exchange(t.addr, big.as_bytes()).await;
+    let reply = exchange(t.starttls, big.as_bytes()).await;
     assert_stream_error(&reply, "policy-violation");
     assert!(reply.contains("10000"), "the text names the limit: {reply}");
     let deep = format!("{HEADER}{}", "<a>".repeat(50));
-    assert_stream_error(&exchange(t.addr, deep.as_bytes()).await, "policy-violation");
-    assert_still_serving(t.addr).await;
+    assert_stream_error(&exchange(t.starttls, deep.as_bytes()).await, "policy-violation");
+    assert_still_serving(t.starttls).await;
 }
 
 #[tokio::test]
 async fn stanzas_before_authentication_are_refused() {
     let t = start().await;
     let reply =
-        exchange(t.addr, format!("{HEADER}<message to='a@localhost'><body>x</body></message>").as_bytes()).await;
+        exchange(t.starttls, format!("{HEADER}<message to='a@localhost'><body>x</body></message>").as_bytes()).await;
     assert_stream_error(&reply, "not-authorized");
 }
 
 #[tokio::test]
 async fn plain_before_tls_needs_encryption() {
     let t = start().await;
-    let mut s = TcpStream::connect(t.addr).await.unwrap();
+    let mut s = TcpStream::connect(t.starttls).await.unwrap();
     s.write_all(HEADER.as_bytes()).await.unwrap();
     s.write_all(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>").await.unwrap();
     let mut got = Vec::new();
@@ -159,7 +142,7 @@ async fn plain_before_tls_needs_encryption() {
 async fn idle_unauthenticated_connection_times_out() {
     let t = start().await;
     let started = std::time::Instant::now();
-    let reply = exchange(t.addr, HEADER.as_bytes()).await;
+    let reply = exchange(t.starttls, HEADER.as_bytes()).await;
     assert_stream_error(&reply, "connection-timeout");
     assert!(started.elapsed() >= Duration::from_millis(900), "closed too early");
 }

@@ -149,6 +149,11 @@ impl Connection {
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(&mut self, mut io: S) -> Option<S> {
         let mut shutdown = self.server.shutdown.subscribe();
         let mut buf = vec![0u8; 16 * 1024];
+        let ping_interval = self.server.config.c2s.ping_interval;
+        let ping_timeout = self.server.config.c2s.ping_timeout;
+        // When the client last sent anything, and whether we are waiting for a ping reply.
+        let mut last_read = tokio::time::Instant::now();
+        let mut pinged = false;
         loop {
             if !self.out.is_empty() {
                 let data = std::mem::take(&mut self.out);
@@ -162,10 +167,14 @@ impl Connection {
                 return None;
             }
             let authenticated = self.negotiation.is_authenticated();
+            let bound = self.rx.is_some();
+            let idle_deadline = last_read + if pinged { ping_interval + ping_timeout } else { ping_interval };
             tokio::select! {
                 read = io.read(&mut buf) => match read {
                     Ok(0) | Err(_) => return None,
                     Ok(n) => {
+                        last_read = tokio::time::Instant::now();
+                        pinged = false;
                         self.framer.feed(&buf[..n]);
                         if self.process_input().await {
                             // <proceed/> must reach the client before the handshake.
@@ -187,6 +196,14 @@ impl Connection {
                 }
                 _ = tokio::time::sleep_until(self.auth_deadline), if !authenticated => {
                     self.close(Some(StreamError::new(StreamCondition::ConnectionTimeout, "no authentication in time; connect again and sign in promptly")));
+                }
+                _ = tokio::time::sleep_until(idle_deadline), if bound => {
+                    if pinged {
+                        self.close(Some(StreamError::new(StreamCondition::ConnectionTimeout, "no answer to the server's ping")));
+                    } else {
+                        pinged = true;
+                        self.out.extend(write::element_bytes(&ping_request(self.session.as_ref())));
+                    }
                 }
                 _ = shutdown.recv() => {
                     self.close(Some(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down")));
@@ -358,6 +375,16 @@ async fn notified(kill: &Option<Arc<Notify>>) {
         Some(k) => k.notified().await,
         None => std::future::pending().await,
     }
+}
+
+/// XEP-0199 §4.1: the server checks that a silent client is still there.
+fn ping_request(session: Option<&Session>) -> minidom::Element {
+    use crate::xml::AttrExt;
+    let mut b = minidom::Element::builder("iq", crate::xml::ns::CLIENT).a("type", "get").a("id", "s2c-ping");
+    if let Some(s) = session {
+        b = b.a("from", s.server.domain()).a("to", s.full_str());
+    }
+    b.append(minidom::Element::bare("ping", crate::xml::ns::PING)).build()
 }
 
 fn hex(bytes: &[u8]) -> String {

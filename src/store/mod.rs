@@ -46,6 +46,10 @@ impl Table {
         Ok(self.tree.compare_and_swap(key, None as Option<&[u8]>, Some(encode(value)))?.is_ok())
     }
 
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.tree.contains_key(key)?)
+    }
+
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
         Ok(self.tree.remove(key)?.is_some())
     }

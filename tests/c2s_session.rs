@@ -1,0 +1,72 @@
+//! Signed-in sessions over real TLS sockets: registration, SASL, binding conflicts, the
+//! server's ping of silent clients.
+
+mod support;
+
+use std::time::Duration;
+use support::{start, Client};
+
+#[tokio::test]
+async fn register_then_scram_over_direct_tls_and_plain_over_starttls() {
+    let t = start("").await;
+    let mut c = Client::connect_tls(&t, false).await;
+    let reg = c.register("juliet", "r0méo").await;
+    assert_eq!(reg.attr("type"), Some("result"));
+    // The same name again is a conflict (XEP-0077 §3.1).
+    let mut c2 = Client::connect_tls(&t, false).await;
+    let again = c2.register("juliet", "other").await;
+    assert!(again
+        .get_child("error", "jabber:client")
+        .unwrap()
+        .has_child("conflict", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+
+    let mut d = Client::connect_tls(&t, true).await;
+    d.login_scram("juliet", "r0méo").await.unwrap();
+    d.open().await;
+    assert_eq!(d.bind("balcony").await, "juliet@localhost/balcony");
+
+    let mut p = Client::connect_tls(&t, false).await;
+    assert_eq!(p.login_plain("juliet", "r0méo", "garden").await, "juliet@localhost/garden");
+
+    let mut wrong = Client::connect_tls(&t, true).await;
+    assert!(wrong.login_scram("juliet", "wrong").await.unwrap_err().contains("not-authorized"));
+}
+
+#[tokio::test]
+async fn same_resource_replaces_the_older_session() {
+    let t = start("").await;
+    let mut a = Client::connect_tls(&t, false).await;
+    a.register("romeo", "pw").await;
+    a.login_plain("romeo", "pw", "phone").await;
+    let mut b = Client::connect_tls(&t, false).await;
+    b.login_plain("romeo", "pw", "phone").await;
+    assert!(a.next().await.is_none(), "the old session is closed");
+    assert_eq!(a.closed_with.as_deref(), Some("conflict"));
+    // The new session works.
+    b.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    let pong = b.expect(|e| e.attr("id") == Some("p1")).await;
+    assert_eq!(pong.attr("type"), Some("result"));
+}
+
+#[tokio::test]
+async fn silent_client_is_pinged_then_dropped() {
+    let t = start("ping_interval = '1s'\nping_timeout = '1s'").await;
+    let mut a = Client::connect_tls(&t, true).await;
+    a.register("nurse", "pw").await;
+    a.login_plain("nurse", "pw", "r").await;
+    let ping = a.next_within(Duration::from_secs(3)).await.unwrap();
+    assert!(ping.has_child("ping", "urn:xmpp:ping"), "{ping:?}");
+    assert_eq!(ping.attr("type"), Some("get"));
+    // Not answering: the server gives up.
+    assert!(a.next_within(Duration::from_secs(3)).await.is_none());
+    assert_eq!(a.closed_with.as_deref(), Some("connection-timeout"));
+
+    // A client that answers stays.
+    let mut b = Client::connect_tls(&t, true).await;
+    b.login_plain("nurse", "pw", "s").await;
+    let ping = b.next_within(Duration::from_secs(3)).await.unwrap();
+    let id = ping.attr("id").unwrap().to_string();
+    b.send(&format!("<iq type='result' id='{id}' to='localhost'/>")).await;
+    let next = b.next_within(Duration::from_secs(3)).await.unwrap();
+    assert!(next.has_child("ping", "urn:xmpp:ping"), "pinged again after the next quiet period, not dropped");
+}
