@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+
+use minidom::Element;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
@@ -19,12 +22,73 @@ use crate::router::Outbound;
 use crate::sasl::{ChannelBindings, Credentials};
 use crate::server::Server;
 use crate::store::Account;
-use crate::xml::{write, Framer, FramerEvent, Limits};
+use crate::xml::{ns, write, AttrExt, Framer, FramerEvent, Limits};
+
+/// The XML framing namespace of RFC 7395 (XMPP over WebSocket).
+pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+
+/// A transport the connection drives: a byte stream (TCP, TLS) or a message transport
+/// (WebSocket, one element per message).
+pub(crate) trait Transport: Send {
+    /// Wait for input and feed it to `framer`. False when the peer is gone.
+    fn recv(&mut self, framer: &mut Framer) -> impl Future<Output = bool> + Send;
+    /// Write these pieces (each an element, header or close), in order.
+    fn send(&mut self, pieces: Vec<Vec<u8>>) -> impl Future<Output = bool> + Send;
+    fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// A byte stream: TCP or TLS over TCP.
+pub(crate) struct ByteStream<S> {
+    pub io: S,
+    buf: Vec<u8>,
+}
+
+impl<S> ByteStream<S> {
+    pub fn new(io: S) -> Self {
+        ByteStream { io, buf: vec![0u8; 16 * 1024] }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for ByteStream<S> {
+    async fn recv(&mut self, framer: &mut Framer) -> bool {
+        match self.io.read(&mut self.buf).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                framer.feed(&self.buf[..n]);
+                true
+            }
+        }
+    }
+
+    async fn send(&mut self, pieces: Vec<Vec<u8>>) -> bool {
+        let data = if pieces.len() == 1 { pieces.into_iter().next().unwrap_or_default() } else { pieces.concat() };
+        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.io.write_all(&data)).await, Ok(Ok(())))
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.io.shutdown()).await;
+    }
+}
+
+/// How stream-level framing is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// RFC 6120 `<stream:stream>` over a byte stream.
+    Stream,
+    /// RFC 7395 `<open/>` / `<close/>` over WebSocket messages.
+    WebSocket,
+}
+
+/// Why `drive` returned.
+pub(crate) enum Exit {
+    Closed,
+    StartTls,
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How long a write to a client may block before the client is considered gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub async fn accept_loop(server: Arc<Server>, listener: TcpListener, direct_tls: bool) {
@@ -63,75 +127,106 @@ pub async fn accept_loop(server: Arc<Server>, listener: TcpListener, direct_tls:
 
 async fn handle(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {
     let _ = tcp.set_nodelay(true);
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let settings = Settings {
-        domain: server.domain().to_string(),
-        require_encryption: server.config.c2s.require_encryption,
-        registration: server.config.auth.registration,
-        starttls_available: !direct_tls,
-        max_auth_attempts: 5,
-        caps: Some(server.caps.clone()),
-    };
-    let mut conn = Connection {
-        limits: Limits { max_stanza_size: server.config.c2s.max_stanza_size, max_depth: server.config.c2s.max_depth },
-        auth_deadline: tokio::time::Instant::now() + server.config.c2s.auth_timeout,
-        negotiation: Negotiation::new(settings, format!("{id:x}-{}", hex(&crate::sasl::credentials::random_bytes(6)))),
-        framer: Framer::new(Limits {
-            max_stanza_size: server.config.c2s.max_stanza_size,
-            max_depth: server.config.c2s.max_depth,
-        }),
-        server,
-        peer,
-        id,
-        session: None,
-        rx: None,
-        kill: None,
-        out: Vec::new(),
-        closing: false,
-    };
+    let id = next_id();
+    let settings = settings(&server, !direct_tls);
+    let mut conn = Connection::new(server, peer, id, settings, Framing::Stream);
     tracing::debug!(%peer, id, direct_tls, "connection");
     let acceptor = tokio_rustls::TlsAcceptor::from(conn.server.tls.server_config.clone());
-    if direct_tls {
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => {
-                conn.tls_established(&tls);
-                let _ = conn.drive(tls).await;
-            }
-            Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    let tcp = if direct_tls {
+        tcp
+    } else {
+        let mut plain = ByteStream::new(tcp);
+        match conn.drive(&mut plain).await {
+            Exit::StartTls => plain.io,
+            Exit::Closed => return conn.finish().await,
         }
-    } else if let Some(tcp) = conn.drive(tcp).await {
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => {
-                conn.tls_established(&tls);
-                let _ = conn.drive(tls).await;
-            }
-            Ok(Err(e)) => tracing::debug!(%peer, "STARTTLS handshake failed: {e}"),
-            Err(_) => tracing::debug!(%peer, "STARTTLS handshake timed out"),
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            conn.tls_established(&tls);
+            conn.drive(&mut ByteStream::new(tls)).await;
         }
+        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
-    if let Some(session) = conn.session.as_mut() {
-        session.close().await;
-    }
-    tracing::debug!(%peer, id, "connection closed");
+    conn.finish().await;
 }
 
-struct Connection {
-    server: Arc<Server>,
+pub(crate) struct Connection {
+    pub server: Arc<Server>,
     peer: SocketAddr,
     id: u64,
     limits: Limits,
+    framing: Framing,
     framer: Framer,
-    negotiation: Negotiation,
+    pub negotiation: Negotiation,
     session: Option<Session>,
     rx: Option<mpsc::Receiver<Outbound>>,
     kill: Option<Arc<Notify>>,
     auth_deadline: tokio::time::Instant,
-    out: Vec<u8>,
+    /// Pieces to write: each a complete element, header or close.
+    out: Vec<Vec<u8>>,
     closing: bool,
 }
 
+/// Negotiation settings for a new client stream.
+pub(crate) fn settings(server: &Server, starttls_available: bool) -> Settings {
+    Settings {
+        domain: server.domain().to_string(),
+        require_encryption: server.config.c2s.require_encryption,
+        registration: server.config.auth.registration,
+        starttls_available,
+        max_auth_attempts: 5,
+        caps: Some(server.caps.clone()),
+    }
+}
+
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Connection {
+    pub fn new(server: Arc<Server>, peer: SocketAddr, id: u64, settings: Settings, framing: Framing) -> Connection {
+        let limits =
+            Limits { max_stanza_size: server.config.c2s.max_stanza_size, max_depth: server.config.c2s.max_depth };
+        let mut framer = Framer::new(limits);
+        if framing == Framing::WebSocket {
+            // RFC 7395 messages are elements without an enclosing stream; give the framer
+            // one so namespaces resolve and limits apply exactly as on TCP.
+            start_virtual_stream(&mut framer);
+        }
+        Connection {
+            auth_deadline: tokio::time::Instant::now() + server.config.c2s.auth_timeout,
+            negotiation: Negotiation::new(
+                settings,
+                format!("{id:x}-{}", hex(&crate::sasl::credentials::random_bytes(6))),
+            ),
+            limits,
+            framing,
+            framer,
+            server,
+            peer,
+            id,
+            session: None,
+            rx: None,
+            kill: None,
+            out: Vec::new(),
+            closing: false,
+        }
+    }
+
+    /// The connection is over: leave as a session must (presence, unbind).
+    pub async fn finish(mut self) {
+        if let Some(session) = self.session.as_mut() {
+            session.close().await;
+        }
+        tracing::debug!(peer = %self.peer, id = self.id, "connection closed");
+    }
+
+    fn push(&mut self, el: &Element) {
+        self.out.push(write::element_bytes(el));
+    }
+
     fn tls_established(&mut self, tls: &tokio_rustls::server::TlsStream<TcpStream>) {
         let (_, conn) = tls.get_ref();
         // RFC 9266: tls-exporter is defined for TLS 1.3 only.
@@ -145,49 +240,40 @@ impl Connection {
         self.negotiation.handle_input(Input::TlsEstablished(bindings));
     }
 
-    /// Run the stream on `io`. Returns the transport when the client asked for STARTTLS.
-    async fn drive<S: AsyncRead + AsyncWrite + Unpin>(&mut self, mut io: S) -> Option<S> {
+    /// Run the stream on `io` until it ends or the client asks for STARTTLS.
+    pub async fn drive<T: Transport>(&mut self, io: &mut T) -> Exit {
         let mut shutdown = self.server.shutdown.subscribe();
-        let mut buf = vec![0u8; 16 * 1024];
         let ping_interval = self.server.config.c2s.ping_interval;
         let ping_timeout = self.server.config.c2s.ping_timeout;
         // When the client last sent anything, and whether we are waiting for a ping reply.
         let mut last_read = tokio::time::Instant::now();
         let mut pinged = false;
         loop {
-            if !self.out.is_empty() {
-                let data = std::mem::take(&mut self.out);
-                match tokio::time::timeout(WRITE_TIMEOUT, io.write_all(&data)).await {
-                    Ok(Ok(())) => {}
-                    _ => return None,
-                }
+            if !self.out.is_empty() && !io.send(std::mem::take(&mut self.out)).await {
+                return Exit::Closed;
             }
             if self.closing {
-                let _ = tokio::time::timeout(Duration::from_secs(2), io.shutdown()).await;
-                return None;
+                io.shutdown().await;
+                return Exit::Closed;
             }
             let authenticated = self.negotiation.is_authenticated();
             let bound = self.rx.is_some();
             let idle_deadline = last_read + if pinged { ping_interval + ping_timeout } else { ping_interval };
             tokio::select! {
-                read = io.read(&mut buf) => match read {
-                    Ok(0) | Err(_) => return None,
-                    Ok(n) => {
-                        last_read = tokio::time::Instant::now();
-                        pinged = false;
-                        self.framer.feed(&buf[..n]);
-                        if self.process_input().await {
-                            // <proceed/> must reach the client before the handshake.
-                            let data = std::mem::take(&mut self.out);
-                            return match tokio::time::timeout(WRITE_TIMEOUT, io.write_all(&data)).await {
-                                Ok(Ok(())) => Some(io),
-                                _ => None,
-                            };
-                        }
+                alive = io.recv(&mut self.framer) => {
+                    if !alive {
+                        return Exit::Closed;
+                    }
+                    last_read = tokio::time::Instant::now();
+                    pinged = false;
+                    if self.process_input().await {
+                        // <proceed/> must reach the client before the handshake.
+                        let out = std::mem::take(&mut self.out);
+                        return if io.send(out).await { Exit::StartTls } else { Exit::Closed };
                     }
                 },
                 msg = recv(&mut self.rx) => match msg {
-                    Some(Outbound::Stanza(el)) => self.out.extend(write::element_bytes(&el)),
+                    Some(Outbound::Stanza(el)) => self.push(&el),
                     Some(Outbound::Close(err)) => self.close(Some(err)),
                     None => self.rx = None,
                 },
@@ -202,7 +288,8 @@ impl Connection {
                         self.close(Some(StreamError::new(StreamCondition::ConnectionTimeout, "no answer to the server's ping")));
                     } else {
                         pinged = true;
-                        self.out.extend(write::element_bytes(&ping_request(self.session.as_ref())));
+                        let ping = ping_request(self.session.as_ref());
+                        self.push(&ping);
                     }
                 }
                 _ = shutdown.recv() => {
@@ -224,23 +311,22 @@ impl Connection {
                 Err(e) => {
                     let err = StreamError::from(e);
                     // RFC 6120 §4.9.1.2: if the header has not been sent yet, send it first.
-                    if !self.negotiation.is_authenticated() && self.out.is_empty() {
-                        self.out.extend(write::stream_header(
-                            self.server.domain(),
-                            None,
-                            "error",
-                            "en",
-                            crate::xml::ns::CLIENT,
-                        ));
+                    if self.framing == Framing::Stream && !self.negotiation.is_authenticated() && self.out.is_empty() {
+                        self.out.push(write::stream_header(self.server.domain(), None, "error", "en", ns::CLIENT));
                     }
                     self.close(Some(err));
                     return false;
                 }
             };
-            let input = match event {
-                FramerEvent::StreamOpen(attrs) => Input::StreamOpen(attrs),
-                FramerEvent::Element(el) => Input::Element(el),
-                FramerEvent::StreamClose => Input::StreamClose,
+            let input = match (event, self.framing) {
+                (FramerEvent::StreamOpen(attrs), Framing::Stream) => Input::StreamOpen(attrs),
+                (FramerEvent::Element(el), Framing::WebSocket) if el.is("open", NS_FRAMING) => {
+                    Input::StreamOpen(framing_attrs(&el))
+                }
+                (FramerEvent::Element(el), Framing::WebSocket) if el.is("close", NS_FRAMING) => Input::StreamClose,
+                (FramerEvent::Element(el), _) => Input::Element(el),
+                (FramerEvent::StreamClose, _) => Input::StreamClose,
+                (FramerEvent::StreamOpen(_), Framing::WebSocket) => continue,
             };
             self.negotiation.handle_input(input);
             if self.run_outputs().await {
@@ -253,10 +339,28 @@ impl Connection {
     async fn run_outputs(&mut self) -> bool {
         while let Some(output) = self.negotiation.poll_output() {
             match output {
-                Output::Send(bytes) => self.out.extend(bytes),
-                Output::SendElement(el) => self.out.extend(write::element_bytes(&el)),
+                Output::SendHeader { to, id, lang } => self.out.push(match self.framing {
+                    Framing::Stream => {
+                        write::stream_header(self.server.domain(), to.as_deref(), &id, &lang, ns::CLIENT)
+                    }
+                    Framing::WebSocket => {
+                        let mut open = Element::builder("open", NS_FRAMING)
+                            .a("from", self.server.domain())
+                            .a("id", id)
+                            .a("version", "1.0");
+                        if let Some(to) = to {
+                            open = open.a("to", to);
+                        }
+                        write::element_bytes(&crate::xml::with_lang(open, &lang).build())
+                    }
+                }),
+                Output::SendElement(el) => self.push(&el),
                 Output::StartTls => return true,
-                Output::Restart => self.framer = Framer::new(self.limits),
+                Output::Restart => {
+                    if self.framing == Framing::Stream {
+                        self.framer = Framer::new(self.limits);
+                    }
+                }
                 Output::Close(err) => self.close(err),
                 Output::NeedCredentials(user) => {
                     let now = Instant::now();
@@ -303,7 +407,7 @@ impl Connection {
         };
         let result = session.handle(el).await;
         for reply in session.out.drain(..) {
-            self.out.extend(write::element_bytes(&reply));
+            self.out.push(write::element_bytes(&reply));
         }
         match result {
             Ok(Some(bound)) => {
@@ -356,9 +460,12 @@ impl Connection {
         }
         if let Some(err) = err {
             tracing::debug!(peer = %self.peer, condition = err.condition.name(), text = %err.text, "closing stream with error");
-            self.out.extend(write::element_bytes(&err.to_element()));
+            self.out.push(write::element_bytes(&err.to_element()));
         }
-        self.out.extend_from_slice(write::STREAM_CLOSE);
+        self.out.push(match self.framing {
+            Framing::Stream => write::STREAM_CLOSE.to_vec(),
+            Framing::WebSocket => write::element_bytes(&Element::bare("close", NS_FRAMING)),
+        });
         self.closing = true;
     }
 }
@@ -385,6 +492,21 @@ fn ping_request(session: Option<&Session>) -> minidom::Element {
         b = b.a("from", s.server.domain()).a("to", s.full_str());
     }
     b.append(minidom::Element::bare("ping", crate::xml::ns::PING)).build()
+}
+
+/// Attributes of an RFC 7395 `<open/>`, in the shape of a stream header's.
+fn framing_attrs(open: &Element) -> std::collections::BTreeMap<String, String> {
+    let mut attrs: std::collections::BTreeMap<String, String> =
+        open.attrs().iter().filter(|((n, _), _)| n.is_none()).map(|((_, k), v)| (k.to_string(), v.clone())).collect();
+    if let Some(lang) = crate::xml::lang(open) {
+        attrs.insert("xml:lang".into(), lang.to_string());
+    }
+    attrs
+}
+
+fn start_virtual_stream(framer: &mut Framer) {
+    framer.feed(format!("<stream:stream xmlns='{}' xmlns:stream='{}'>", ns::CLIENT, ns::STREAM).as_bytes());
+    let _ = framer.next_event();
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -3,5 +3,6 @@
 mod connection;
 pub mod negotiation;
 pub mod session;
+pub mod websocket;
 
 pub use connection::accept_loop;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::{StanzaError, StreamCondition, StreamError};
 use crate::sasl::{self, ChannelBindings, Credentials, Mechanism, ServerSession, Step};
-use crate::xml::{ns, write, AttrExt};
+use crate::xml::{ns, AttrExt};
 
 /// What the negotiation needs to know about the server and the transport.
 #[derive(Debug, Clone)]
@@ -45,7 +45,12 @@ pub enum Input {
 
 #[derive(Debug)]
 pub enum Output {
-    Send(Vec<u8>),
+    /// Send our stream header (`<stream:stream>` on TCP, `<open/>` on WebSocket).
+    SendHeader {
+        to: Option<String>,
+        id: String,
+        lang: String,
+    },
     SendElement(Element),
     /// Send `<proceed/>` was queued before this; now run the TLS handshake.
     StartTls,
@@ -169,13 +174,7 @@ impl Negotiation {
         }
         // RFC 6120 §4.7.2: echo the client's 'from' as our 'to' only if it is a valid JID.
         let to = attrs.get("from").filter(|f| jid::Jid::new(f).is_ok()).cloned();
-        self.out.push_back(Output::Send(write::stream_header(
-            &self.settings.domain,
-            to.as_deref(),
-            &self.stream_id,
-            &self.lang,
-            ns::CLIENT,
-        )));
+        self.out.push_back(Output::SendHeader { to, id: self.stream_id.clone(), lang: self.lang.clone() });
         match attrs.get("to") {
             None => {
                 return self.close(StreamCondition::HostUnknown, "the stream header needs a 'to' naming this server")
@@ -479,7 +478,7 @@ pub fn iq_error(stanza: &Element, error: StanzaError) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xml::{Framer, FramerEvent, Limits};
+    use crate::xml::{write, Framer, FramerEvent, Limits};
 
     fn settings() -> Settings {
         Settings {
@@ -521,7 +520,7 @@ mod tests {
     fn tls_first_then_sasl() {
         let mut n = Negotiation::new(settings(), "id1".into());
         let out = open(&mut n, "localhost");
-        assert!(matches!(out[0], Output::Send(_)));
+        assert!(matches!(out[0], Output::SendHeader { .. }));
         let features = xml(&out[1]);
         assert!(
             features.contains("starttls") && features.contains("required") && !features.contains("mechanism"),
