@@ -25,6 +25,26 @@ pub struct Config {
     pub contact: ContactConfig,
     #[serde(default)]
     pub muc: MucConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// The web server: WebSocket transport, bundled web client, invitation links, metrics.
+///
+/// Off unless a listener is given: `Default` listens nowhere, so a config file without an
+/// `[http]` table (and every in-process test server) opens no web port; the shipped
+/// config.toml turns it on for localhost.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Plain HTTP listeners. WebSocket clients on them count as encrypted only when they
+    /// come from a loopback address (a browser on this machine, or a TLS-terminating proxy).
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners, with the XMPP certificate.
+    pub tls_listen: Vec<SocketAddr>,
+    /// Participants the service is sized for: shown on the landing page, and guests are
+    /// refused once this many people are in meetings. 0 means no limit.
+    pub capacity: u32,
 }
 
 /// The multi-user chat service (XEP-0045).
@@ -257,6 +277,14 @@ impl Config {
                 return invalid("muc.domain", "must be a domain of its own, such as \"conference.example.org\"");
             }
         }
+        let mut http_addrs: Vec<&SocketAddr> = self.http.listen.iter().chain(&self.http.tls_listen).collect();
+        http_addrs.sort();
+        if http_addrs.windows(2).any(|w| w[0] == w[1] && w[0].port() != 0) {
+            return invalid("http.listen", "an address appears twice in http.listen / http.tls_listen");
+        }
+        if self.http.capacity > 10_000_000 {
+            return invalid("http.capacity", "must be at most 10000000 participants (0 means no limit)");
+        }
         if !(4096..=1_000_000).contains(&self.auth.scram_iterations) {
             return invalid("auth.scram_iterations", "must be between 4096 (RFC 7677 minimum) and 1000000");
         }
@@ -341,6 +369,21 @@ mod tests {
         let err =
             Config::parse("t", "[server]\ndomain='localhost'\n[c2s]\nmax_stanza_size=5\n").unwrap_err().to_string();
         assert!(err.starts_with("c2s.max_stanza_size"), "{err}");
+    }
+
+    #[test]
+    fn http_is_off_by_default_and_validated() {
+        let c = Config::parse("t", "[server]\ndomain='localhost'\n").unwrap();
+        assert!(c.http.listen.is_empty() && c.http.tls_listen.is_empty());
+        let c = Config::load(None).unwrap();
+        assert!(!c.http.listen.is_empty(), "the shipped config serves the web client");
+        let err = Config::parse(
+            "t",
+            "[server]\ndomain='localhost'\n[http]\nlisten=['127.0.0.1:5280']\ntls_listen=['127.0.0.1:5280']\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("http.listen"), "{err}");
     }
 
     #[test]

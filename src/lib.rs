@@ -11,6 +11,8 @@ pub mod accounts;
 pub mod c2s;
 pub mod config;
 pub mod error;
+pub mod guests;
+pub mod http;
 pub mod modules;
 pub mod muc;
 pub mod roster;

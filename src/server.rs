@@ -27,13 +27,28 @@ pub struct Server {
     pub shutdown: broadcast::Sender<()>,
     /// XEP-0115 `<c/>` for stream features, computed once.
     pub caps: minidom::Element,
+    /// One-time guest logins issued for invitation links.
+    pub guests: crate::guests::Guests,
     /// The multi-user chat service, when enabled.
     pub muc: Option<Arc<crate::muc::MucService>>,
 }
 
+/// Every bound socket. Derefs to the client listeners (with their "direct TLS" flag).
+pub struct Listeners {
+    pub c2s: Vec<(TcpListener, bool)>,
+    pub http: crate::http::Listeners,
+}
+
+impl std::ops::Deref for Listeners {
+    type Target = Vec<(TcpListener, bool)>;
+    fn deref(&self) -> &Self::Target {
+        &self.c2s
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}. Is another server (or another amphi) using this port? Change c2s.{key} in the config or stop the other program.")]
+    #[error("cannot listen on {addr}: {source}. Is another server (or another amphi) using this port? Change {key} in the config or stop the other program.")]
     Bind { addr: std::net::SocketAddr, key: &'static str, source: std::io::Error },
     #[error("cannot open the database in {path}: {source}. Is another amphi running with the same data_dir?")]
     Store { path: String, source: crate::store::StoreError },
@@ -55,6 +70,7 @@ impl Server {
             registrations_by_ip: Throttle::new(config.auth.max_registrations_per_ip, window),
             connections: Arc::new(Semaphore::new(config.c2s.max_connections)),
             registry: Registry::default(),
+            guests: crate::guests::Guests::default(),
             caps: crate::modules::disco::caps_element(&config.contact),
             muc: config.muc_domain().map(|d| Arc::new(crate::muc::MucService::new(d))),
             started: Instant::now(),
@@ -82,11 +98,11 @@ impl Server {
     }
 
     /// Bind every configured listener; fails before serving anything if one port is taken.
-    pub async fn bind(&self) -> Result<Vec<(TcpListener, bool)>, StartError> {
+    pub async fn bind(&self) -> Result<Listeners, StartError> {
         let mut out = Vec::new();
         for (addrs, direct, key) in [
-            (&self.config.c2s.starttls_listen, false, "starttls_listen"),
-            (&self.config.c2s.direct_tls_listen, true, "direct_tls_listen"),
+            (&self.config.c2s.starttls_listen, false, "c2s.starttls_listen"),
+            (&self.config.c2s.direct_tls_listen, true, "c2s.direct_tls_listen"),
         ] {
             for addr in addrs {
                 let l =
@@ -94,20 +110,21 @@ impl Server {
                 out.push((l, direct));
             }
         }
-        Ok(out)
+        Ok(Listeners { c2s: out, http: crate::http::bind(&self.config.http).await? })
     }
 
     /// Serve until ctrl-c / SIGTERM, then close every stream with `system-shutdown` and
     /// flush the store.
-    pub async fn run(self: Arc<Server>, listeners: Vec<(TcpListener, bool)>) {
+    pub async fn run(self: Arc<Server>, listeners: Listeners) {
         self.start(listeners);
         wait_for_signal().await;
         self.stop().await;
     }
 
     /// Start accepting on the listeners (tests call this and [`Server::stop`] directly).
-    pub fn start(self: &Arc<Server>, listeners: Vec<(TcpListener, bool)>) {
-        for (listener, direct) in listeners {
+    pub fn start(self: &Arc<Server>, listeners: Listeners) {
+        crate::http::start(self.clone(), listeners.http);
+        for (listener, direct) in listeners.c2s {
             let addr = listener.local_addr().ok();
             tracing::info!(?addr, direct_tls = direct, "listening for clients");
             tokio::spawn(crate::c2s::accept_loop(self.clone(), listener, direct));

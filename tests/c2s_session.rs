@@ -3,6 +3,7 @@
 
 mod support;
 
+use base64::Engine;
 use std::time::Duration;
 use support::{start, Client};
 
@@ -69,4 +70,44 @@ async fn silent_client_is_pinged_then_dropped() {
     b.send(&format!("<iq type='result' id='{id}' to='localhost'/>")).await;
     let next = b.next_within(Duration::from_secs(3)).await.unwrap();
     assert!(next.has_child("ping", "urn:xmpp:ping"), "pinged again after the next quiet period, not dropped");
+}
+
+#[tokio::test]
+async fn guests_reach_only_their_room() {
+    let t = start("").await;
+    let room = jid::BareJid::new("meeting@conference.localhost").unwrap();
+    let login = t.server.guests.issue("localhost", room, "Ada");
+    let user = login.jid.split('@').next().unwrap().to_string();
+
+    let mut member = Client::connect_tls(&t, false).await;
+    member.register("host", "pw").await;
+    member.login_plain("host", "pw", "r").await;
+    // Nobody can take a guest name by registration.
+    let mut squatter = Client::connect_tls(&t, false).await;
+    let reg = squatter.register("guest-abc", "pw").await;
+    assert_eq!(reg.attr("type"), Some("error"));
+
+    let mut g = Client::connect_tls(&t, false).await;
+    let full = g.login_plain(&user, &login.password, "web").await;
+    assert!(full.starts_with("guest-"));
+    g.send("<iq type='get' id='ros'><query xmlns='jabber:iq:roster'/></iq>").await;
+    let r = g.expect(|e| e.attr("id") == Some("ros")).await;
+    assert!(r.get_child("error", "jabber:client").unwrap().has_child("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    g.send("<message id='m1' to='host@localhost' type='chat'><body>spam</body></message>").await;
+    let r = g.expect(|e| e.attr("id") == Some("m1")).await;
+    assert_eq!(r.attr("type"), Some("error"));
+    g.send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    assert_eq!(g.expect(|e| e.attr("id") == Some("p")).await.attr("type"), Some("result"));
+    // Members cannot reach the guest directly either.
+    member.send(&format!("<message id='m2' to='{full}' type='chat'><body>hi</body></message>")).await;
+    let r = member.expect(|e| e.attr("id") == Some("m2")).await;
+    assert_eq!(r.attr("type"), Some("error"));
+    member.send(&format!("<iq id='v' type='get' to='{full}'><query xmlns='jabber:iq:version'/></iq>")).await;
+    assert_eq!(member.expect(|e| e.attr("id") == Some("v")).await.attr("type"), Some("error"));
+
+    // The login is single-use.
+    let mut again = Client::connect_tls(&t, false).await;
+    let data = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{}", login.password));
+    again.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{data}</auth>")).await;
+    assert_eq!(again.next().await.unwrap().name(), "failure");
 }

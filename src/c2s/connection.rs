@@ -390,8 +390,22 @@ impl Connection {
                 }
                 Output::Authenticated(user) => {
                     tracing::info!(peer = %self.peer, %user, "authenticated");
+                    let guest_room = if crate::guests::Guests::is_guest(&user) {
+                        match self.server.guests.consume(&user) {
+                            Some((room, _)) => Some(room),
+                            None => {
+                                self.close(Some(StreamError::new(StreamCondition::NotAuthorized, "guest login expired")));
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     match Session::new(self.server.clone(), user, self.id) {
-                        Ok(s) => self.session = Some(s),
+                        Ok(mut s) => {
+                            s.guest_room = guest_room;
+                            self.session = Some(s);
+                        }
                         Err(e) => self.close(Some(e)),
                     }
                 }
@@ -420,6 +434,9 @@ impl Connection {
     }
 
     fn credentials(&self, user: &str) -> Option<Credentials> {
+        if crate::guests::Guests::is_guest(user) {
+            return self.server.guests.credentials(user);
+        }
         match self.server.store.accounts.get::<Account>(user.as_bytes()) {
             Ok(a) => a.map(|a| a.credentials),
             Err(e) => {
@@ -438,6 +455,9 @@ impl Connection {
                     .with_text(format!("too many accounts created from your address; try again in {secs} s")));
             }
             self.server.registrations_by_ip.record(&ip.to_string(), now);
+        }
+        if crate::guests::Guests::is_guest(username) {
+            return Err(StanzaError::not_acceptable().with_text("names starting with \"guest-\" are reserved"));
         }
         match crate::accounts::create(&self.server.store, username, password, self.server.config.auth.scram_iterations)
             .await

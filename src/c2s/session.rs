@@ -29,6 +29,8 @@ pub struct Session {
     pub directed: HashSet<String>,
     /// Stanzas for our own client.
     pub out: Vec<Element>,
+    /// For a guest (invitation link): the one room this session may talk to.
+    pub guest_room: Option<BareJid>,
 }
 
 /// What binding hands back to the connection: the queue it must read from.
@@ -50,6 +52,7 @@ impl Session {
             available: false,
             directed: HashSet::new(),
             out: Vec::new(),
+            guest_room: None,
         })
     }
 
@@ -96,9 +99,18 @@ impl Session {
         }
         // RFC 6120 §8.1.2.1: the server stamps the full JID of the sender.
         el.set("from", self.full_str());
-        if stanza::to(&el).is_err() {
-            self.bounce(&el, StanzaError::jid_malformed().with_text("the 'to' address is not a valid JID"));
-            return Ok(None);
+        let to = match stanza::to(&el) {
+            Ok(to) => to,
+            Err(_) => {
+                self.bounce(&el, StanzaError::jid_malformed().with_text("the 'to' address is not a valid JID"));
+                return Ok(None);
+            }
+        };
+        if let Some(room) = &self.guest_room {
+            if !guest_may_send(room, self.server.domain(), kind, &el, to.as_ref()) {
+                self.bounce(&el, StanzaError::forbidden().with_text("guests can only take part in the meeting they were invited to"));
+                return Ok(None);
+            }
         }
         match kind {
             Kind::Iq => modules::iq::handle(self, el).await,
@@ -168,7 +180,28 @@ impl Session {
             modules::presence::went_offline(self).await;
             self.server.registry.unbind(&self.bare_str(), self.resource(), self.session_id);
         }
+        if self.guest_room.is_some() {
+            self.server.guests.remove(&self.username);
+        }
     }
+}
+
+/// What a guest session may send: anything to its room (and the room's occupants), and
+/// pings and service discovery to the server. Nothing else: no roster, no other users.
+fn guest_may_send(room: &BareJid, domain: &str, kind: Kind, el: &Element, to: Option<&jid::Jid>) -> bool {
+    let Some(to) = to else {
+        // Presence broadcast goes to an empty roster; iqs to the own account are refused.
+        return kind == Kind::Presence;
+    };
+    if to.to_bare() == *room {
+        return true;
+    }
+    let server_iq = kind == Kind::Iq
+        && to.node().is_none()
+        && to.resource().is_none()
+        && to.domain().as_str() == domain
+        && el.children().next().is_some_and(|p| p.is("ping", ns::PING) || p.ns() == ns::DISCO_INFO);
+    server_iq || (kind == Kind::Iq && el.attr("type").is_some_and(|t| t == "result" || t == "error"))
 }
 
 /// A random resource for clients that do not ask for one (RFC 6120 §7.6.2.1).

