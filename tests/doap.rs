@@ -1,0 +1,66 @@
+//! What the running server advertises in disco#info matches xep/doap.xml: every feature
+//! belongs to a listed XEP, and every listed XEP with a disco feature advertises it.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use minidom::Element;
+use support::{start, Client};
+
+/// Disco features and the XEP that defines each.
+const FEATURE_XEP: &[(&str, &str)] = &[
+    ("http://jabber.org/protocol/disco#info", "0030"),
+    ("http://jabber.org/protocol/disco#items", "0030"),
+    ("urn:xmpp:ping", "0199"),
+    ("jabber:iq:version", "0092"),
+    ("jabber:iq:last", "0012"),
+    ("vcard-temp", "0054"),
+    ("jabber:iq:register", "0077"),
+    ("msgoffline", "0160"),
+];
+
+fn doap_xeps() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/xep/doap.xml")).unwrap();
+    let root: Element = text.parse().expect("doap.xml parses");
+    let mut out = BTreeSet::new();
+    let mut stack = vec![&root];
+    while let Some(el) = stack.pop() {
+        if el.name() == "xep" {
+            if let Some(url) = el.attr_ns("http://www.w3.org/1999/02/22-rdf-syntax-ns#", "resource") {
+                if let Some(n) = url.rsplit("xep-").next().and_then(|s| s.strip_suffix(".html")) {
+                    out.insert(n.to_string());
+                }
+            }
+        }
+        stack.extend(el.children());
+    }
+    out
+}
+
+#[tokio::test]
+async fn advertised_features_match_the_doap() {
+    let xeps = doap_xeps();
+    assert!(xeps.contains("0030") && xeps.contains("0199"), "{xeps:?}");
+    let t = start("").await;
+    let mut c = Client::connect_tls(&t, false).await;
+    c.register("doap", "pw").await;
+    c.login_plain("doap", "pw", "r").await;
+    c.send("<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
+    let reply = c.expect(|e| e.attr("id") == Some("i")).await;
+    let query = reply.get_child("query", "http://jabber.org/protocol/disco#info").unwrap();
+    let features: BTreeSet<String> =
+        query.children().filter(|e| e.name() == "feature").filter_map(|e| e.attr("var")).map(String::from).collect();
+    for f in &features {
+        let xep = FEATURE_XEP
+            .iter()
+            .find(|(var, _)| var == f)
+            .unwrap_or_else(|| panic!("advertised feature {f} has no XEP in this test's table"));
+        assert!(xeps.contains(xep.1), "{f} is advertised but XEP-{} is not in xep/doap.xml", xep.1);
+    }
+    for (var, xep) in FEATURE_XEP {
+        if xeps.contains(*xep) {
+            assert!(features.contains(*var), "XEP-{xep} is in doap.xml but {var} is not advertised");
+        }
+    }
+}
