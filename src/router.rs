@@ -34,7 +34,7 @@ pub struct Resource {
     pub available: bool,
     pub priority: i8,
     /// The last available presence broadcast (for probes), `from` already stamped.
-    pub presence: Option<Element>,
+    pub presence: Option<Arc<Element>>,
     /// Requested the roster, so gets roster pushes (RFC 6121 §2.1.6 "interested resource").
     pub interested: bool,
 }

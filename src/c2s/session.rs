@@ -25,6 +25,8 @@ pub struct Session {
     pub session_id: u64,
     /// Whether this resource has sent available presence (RFC 6121 §4.2).
     pub available: bool,
+    /// The priority of its last available presence.
+    pub priority: i8,
     /// JIDs we sent directed presence to, who must get our unavailable (RFC 6121 §4.6.3).
     pub directed: HashSet<String>,
     /// Stanzas for our own client.
@@ -50,6 +52,7 @@ impl Session {
             full: None,
             session_id,
             available: false,
+            priority: 0,
             directed: HashSet::new(),
             out: Vec::new(),
             guest_room: None,
@@ -108,7 +111,10 @@ impl Session {
         };
         if let Some(room) = &self.guest_room {
             if !guest_may_send(room, self.server.domain(), kind, &el, to.as_ref()) {
-                self.bounce(&el, StanzaError::forbidden().with_text("guests can only take part in the meeting they were invited to"));
+                self.bounce(
+                    &el,
+                    StanzaError::forbidden().with_text("guests can only take part in the meeting they were invited to"),
+                );
                 return Ok(None);
             }
         }

@@ -66,6 +66,10 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
             _ => return Ok(()),
         }
     }
+    // §8.5.2.1.1: an error message to the bare JID is silently ignored.
+    if ty == "error" && to.resource().is_none() {
+        return Ok(());
+    }
     // §8.5.2: to the bare JID, or a full JID treated as one.
     let targets: Vec<&Resource> = resources.iter().filter(|r| r.available && r.priority >= 0).collect();
     match ty.as_str() {

@@ -51,6 +51,7 @@ async fn broadcast(session: &mut Session, mut presence: Element, available: bool
     let server = session.server.clone();
     let me = session.bare_str();
     let initial = available && !session.available;
+    let was_negative = !session.available || session.priority < 0;
     presence.unset("to");
     let priority =
         presence.get_child("priority", ns::CLIENT).and_then(|p| p.text().trim().parse::<i8>().ok()).unwrap_or(0);
@@ -58,9 +59,10 @@ async fn broadcast(session: &mut Session, mut presence: Element, available: bool
     server.registry.update(&me, session.session_id, |r| {
         r.available = available;
         r.priority = priority;
-        r.presence = available.then_some(stored);
+        r.presence = available.then(|| Arc::new(stored));
     });
     session.available = available;
+    session.priority = priority;
     let contacts = roster::items(&server, &session.username);
     // §4.2.2 / §4.4.2: to every contact subscribed to us, and to all our own resources.
     for item in contacts.iter().filter(|i| i.state.subscription().from()) {
@@ -91,12 +93,14 @@ async fn broadcast(session: &mut Session, mut presence: Element, available: bool
         for req in roster::stored_requests(&server, &session.username) {
             session.send(req);
         }
-        if priority >= 0 {
-            let full = session.full_str();
-            for mut msg in super::offline::take_all(&server, &session.username).await {
-                msg.set("to", full.as_str());
-                session.send(msg);
-            }
+    }
+    // XEP-0160 §2: stored messages go out when the user next sends non-negative
+    // available presence, initial or not.
+    if priority >= 0 && was_negative {
+        let full = session.full_str();
+        for mut msg in super::offline::take_all(&server, &session.username).await {
+            msg.set("to", full.as_str());
+            session.send(msg);
         }
     }
 }
@@ -111,7 +115,7 @@ fn probe_contacts(session: &mut Session, contacts: &[RosterItem]) {
             continue;
         }
         for r in session.server.registry.resources(&contact).iter().filter(|r| r.available) {
-            if let Some(mut p) = r.presence.clone() {
+            if let Some(mut p) = r.presence.as_deref().cloned() {
                 p.set("to", full.as_str());
                 session.send(p);
             }

@@ -243,7 +243,10 @@ async fn apply(server: &Server, user: &str, contact: &str, o: &Outcome, p: &Pend
         }
         Forward::Deliver => {
             let el = subscription_stanza(p);
-            for r in server.registry.resources(&me).iter().filter(|r| r.available) {
+            // RFC 6121 §3.1.3: a request goes to available resources; §3.1.6, §3.2.3,
+            // §3.3.3: answers and cancellations go to interested resources too.
+            let to_interested = p.kind != SubscriptionKind::Subscribe;
+            for r in server.registry.resources(&me).iter().filter(|r| r.available || (to_interested && r.interested)) {
                 let mut el = el.clone();
                 use crate::xml::ElementExt;
                 el.set("to", format!("{me}/{}", r.resource));
@@ -310,7 +313,7 @@ fn send_presence(server: &Server, user: &str, contact: &str, available: bool) {
     let me = format!("{user}@{}", server.domain());
     let resources: Vec<_> = server.registry.resources(&me).into_iter().filter(|r| r.available).collect();
     let stanzas: Vec<Element> = if available {
-        resources.iter().filter_map(|r| r.presence.clone()).collect()
+        resources.iter().filter_map(|r| r.presence.as_deref().cloned()).collect()
     } else {
         resources
             .iter()
