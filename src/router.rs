@@ -37,6 +37,8 @@ pub struct Resource {
     pub presence: Option<Arc<Element>>,
     /// Requested the roster, so gets roster pushes (RFC 6121 §2.1.6 "interested resource").
     pub interested: bool,
+    /// Enabled XEP-0280 message carbons.
+    pub carbons: bool,
 }
 
 #[derive(Default)]

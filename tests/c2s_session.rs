@@ -92,7 +92,10 @@ async fn guests_reach_only_their_room() {
     assert!(full.starts_with("guest-"));
     g.send("<iq type='get' id='ros'><query xmlns='jabber:iq:roster'/></iq>").await;
     let r = g.expect(|e| e.attr("id") == Some("ros")).await;
-    assert!(r.get_child("error", "jabber:client").unwrap().has_child("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    assert!(r
+        .get_child("error", "jabber:client")
+        .unwrap()
+        .has_child("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"));
     g.send("<message id='m1' to='host@localhost' type='chat'><body>spam</body></message>").await;
     let r = g.expect(|e| e.attr("id") == Some("m1")).await;
     assert_eq!(r.attr("type"), Some("error"));
@@ -110,4 +113,43 @@ async fn guests_reach_only_their_room() {
     let data = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{}", login.password));
     again.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{data}</auth>")).await;
     assert_eq!(again.next().await.unwrap().name(), "failure");
+}
+
+#[tokio::test]
+async fn carbons_copy_sent_and_received_messages() {
+    let t = start("").await;
+    let mut phone = Client::connect_tls(&t, false).await;
+    phone.register("ada", "pw").await;
+    phone.login_plain("ada", "pw", "phone").await;
+    let mut laptop = Client::connect_tls(&t, false).await;
+    laptop.login_plain("ada", "pw", "laptop").await;
+    let mut bob = Client::connect_tls(&t, false).await;
+    bob.register("bob", "pw").await;
+    bob.login_plain("bob", "pw", "desk").await;
+    laptop.send("<inactive xmlns='urn:xmpp:csi:0'/>").await;
+    laptop.send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>").await;
+    assert_eq!(laptop.expect(|e| e.attr("id") == Some("c")).await.attr("type"), Some("result"));
+
+    phone.send("<message to='bob@localhost/desk' type='chat' id='s1'><body>hi bob</body></message>").await;
+    bob.expect(|e| e.name() == "message").await;
+    let sent = laptop.expect(|e| e.name() == "message").await;
+    let inner = sent
+        .get_child("sent", "urn:xmpp:carbons:2")
+        .and_then(|s| s.get_child("forwarded", "urn:xmpp:forward:0"))
+        .and_then(|f| f.get_child("message", "jabber:client"))
+        .expect("a sent carbon");
+    assert_eq!(sent.attr("from"), Some("ada@localhost"));
+    assert_eq!(inner.attr("from"), Some("ada@localhost/phone"));
+
+    bob.send("<message to='ada@localhost/phone' type='chat' id='r1'><body>hi ada</body></message>").await;
+    phone.expect(|e| e.name() == "message").await;
+    let received = laptop.expect(|e| e.name() == "message").await;
+    assert!(received.has_child("received", "urn:xmpp:carbons:2"), "{received:?}");
+
+    // A private message is not copied.
+    phone.send("<message to='bob@localhost/desk' type='chat' id='p1'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>").await;
+    bob.expect(|e| e.name() == "message").await;
+    laptop.send("<iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    let next = laptop.expect(|e| e.name() == "message" || e.attr("id") == Some("after")).await;
+    assert_eq!(next.attr("id"), Some("after"), "no carbon of a private message");
 }

@@ -18,6 +18,7 @@ const FEATURE_XEP: &[(&str, &str)] = &[
     ("vcard-temp", "0054"),
     ("jabber:iq:register", "0077"),
     ("msgoffline", "0160"),
+    ("urn:xmpp:carbons:2", "0280"),
 ];
 
 fn doap_xeps() -> BTreeSet<String> {

@@ -41,6 +41,9 @@ pub enum Input {
     Registered(Result<(), StanzaError>),
     /// The caller refuses this attempt before it starts (throttled); `text` says why.
     AuthThrottled(String),
+    /// An external backend's verdict on the PLAIN password (see `plain_password`);
+    /// `Err` when the backend is unreachable.
+    PlainVerdict(Result<bool, String>),
 }
 
 #[derive(Debug)]
@@ -122,6 +125,12 @@ impl Negotiation {
         self.authenticated
     }
 
+    /// During a PLAIN exchange waiting for credentials: the user name and password, for
+    /// backends that check passwords themselves (LDAP).
+    pub fn plain_password(&self) -> Option<(&str, &str)> {
+        self.sasl.as_ref().and_then(|s| s.plain_password())
+    }
+
     pub fn lang(&self) -> &str {
         &self.lang
     }
@@ -149,6 +158,12 @@ impl Negotiation {
             Input::Credentials(creds) => {
                 if let Some(mut s) = self.sasl.take() {
                     let step = s.credentials(creds);
+                    self.sasl_step(s, step);
+                }
+            }
+            Input::PlainVerdict(verdict) => {
+                if let Some(mut s) = self.sasl.take() {
+                    let step = s.external_verdict(verdict);
                     self.sasl_step(s, step);
                 }
             }
@@ -224,7 +239,8 @@ impl Negotiation {
                 .append(Element::bare("bind", ns::BIND))
                 .append(Element::builder("session", ns::SESSION).append(Element::bare("optional", ns::SESSION)).build())
                 .append(Element::bare("ver", ns::ROSTER_VER))
-                .append(Element::bare("sub", ns::PRE_APPROVAL));
+                .append(Element::bare("sub", ns::PRE_APPROVAL))
+                .append(Element::bare("csi", crate::c2s::session::NS_CSI));
             return f.build();
         }
         if !self.secure && self.settings.starttls_available {

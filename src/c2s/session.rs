@@ -33,7 +33,12 @@ pub struct Session {
     pub out: Vec<Element>,
     /// For a guest (invitation link): the one room this session may talk to.
     pub guest_room: Option<BareJid>,
+    /// XEP-0352: the client said it is not in use.
+    pub inactive: bool,
 }
+
+/// XEP-0352 Client State Indication.
+pub const NS_CSI: &str = "urn:xmpp:csi:0";
 
 /// What binding hands back to the connection: the queue it must read from.
 pub struct Bound {
@@ -56,6 +61,7 @@ impl Session {
             directed: HashSet::new(),
             out: Vec::new(),
             guest_room: None,
+            inactive: false,
         })
     }
 
@@ -87,6 +93,11 @@ impl Session {
 
     /// A stanza from our client. `Ok(Some(bound))` when this bound a resource.
     pub async fn handle(&mut self, mut el: Element) -> Result<Option<Bound>, StreamError> {
+        if el.ns() == NS_CSI && matches!(el.name(), "active" | "inactive") {
+            // XEP-0352: accepted; delivery is not delayed (an optimisation left for later).
+            self.inactive = el.name() == "inactive";
+            return Ok(None);
+        }
         let Some(kind) = stanza::kind(&el) else {
             return Err(StreamError::new(
                 StreamCondition::UnsupportedStanzaType,
@@ -163,6 +174,7 @@ impl Session {
                 priority: 0,
                 presence: None,
                 interested: false,
+                carbons: false,
             },
         );
         tracing::info!(jid = %full, "resource bound");

@@ -101,6 +101,13 @@ pub async fn handle(session: &mut Session, iq: Element) {
         (ns::ROSTER, "query", _) => Err(StanzaError::forbidden().with_text("a roster belongs to its own account")),
         (ns::REGISTER, "query", Target::Server | Target::OwnAccount) => return register::iq(session, &iq, set).await,
         (ns::SESSION, "session", Target::Server | Target::OwnAccount) if set => Ok(None),
+        (super::carbons::NS, _, Target::OwnAccount) if set => match super::carbons::toggle(payload) {
+            Some(on) => {
+                session.server.registry.update(&session.bare_str(), session.session_id, |r| r.carbons = on);
+                Ok(None)
+            }
+            None => Err(StanzaError::bad_request()),
+        },
         (ns::BIND, "bind", _) => Err(StanzaError::not_allowed().with_text("a resource is already bound")),
         _ => Err(StanzaError::service_unavailable()),
     };

@@ -15,8 +15,18 @@ pub async fn outbound(session: &mut Session, msg: Element) {
         // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
         _ => Jid::from(session.bare.clone()),
     };
-    if let Err(e) = route(&session.server, msg.clone(), &to).await {
-        session.bounce(&msg, e);
+    let carbon = super::carbons::eligible(&msg).then(|| msg.clone());
+    match route(&session.server, msg.clone(), &to).await {
+        Ok(()) => {
+            if let Some(msg) = carbon {
+                let me = session.bare_str();
+                // The sender's own copy; a message to our own bare JID is delivered already.
+                if to.to_bare() != session.bare {
+                    super::carbons::copy(&session.server, &me, &msg, "sent", &[session.resource()]);
+                }
+            }
+        }
+        Err(e) => session.bounce(&msg, e),
     }
 }
 
@@ -56,6 +66,9 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
     if let Some(resource) = to.resource() {
         // RFC 6121 §8.5.3.1: a connected resource gets it, whatever its priority.
         if let Some(r) = resources.iter().find(|r| r.resource == resource.as_str()) {
+            if super::carbons::eligible(&msg) {
+                super::carbons::copy(server, &bare, &msg, "received", &[resource.as_str()]);
+            }
             router::send(r, msg);
             return Ok(());
         }
@@ -78,6 +91,10 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
         "headline" if targets.is_empty() => Ok(()),
         _ if !targets.is_empty() => {
             // §8.5.2.1.1 (b): every non-negative available resource.
+            let delivered: Vec<&str> = targets.iter().map(|r| r.resource.as_str()).collect();
+            if super::carbons::eligible(&msg) {
+                super::carbons::copy(server, &bare, &msg, "received", &delivered);
+            }
             for r in targets {
                 router::send(r, msg.clone());
             }

@@ -1,6 +1,7 @@
 //! One module per protocol. Each declares the disco features it implements
 //! (`FEATURES`); [`disco`] advertises exactly the union, and the DOAP test checks it.
 
+pub mod carbons;
 pub mod disco;
 pub mod iq;
 pub mod last;
@@ -27,6 +28,7 @@ pub fn server_features() -> Vec<&'static str> {
         register::FEATURES,
         offline::FEATURES,
         roster::FEATURES,
+        carbons::FEATURES,
     ] {
         f.extend_from_slice(list);
     }
