@@ -35,8 +35,10 @@ pub fn list(store: &Store) -> Result<Vec<String>, StoreError> {
     Ok(store.accounts.keys()?.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect())
 }
 
+/// An account here or a user who signed in through the directory (see `crate::auth`).
 pub fn exists(store: &Store, username: &str) -> bool {
-    store.accounts.contains(username.as_bytes()).unwrap_or(false)
+    let key = username.as_bytes();
+    store.accounts.contains(key).unwrap_or(false) || store.directory_users.contains(key).unwrap_or(false)
 }
 
 /// PBKDF2 is deliberately slow; keep it off the async worker threads.

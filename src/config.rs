@@ -27,6 +27,12 @@ pub struct Config {
     pub muc: MucConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The LDAP directory, used when `auth.backends` lists "ldap".
+    #[serde(default)]
+    pub ldap: LdapConfig,
+    /// Calls: the Jingle focus and the built-in SFU.
+    #[serde(default)]
+    pub media: MediaConfig,
 }
 
 /// The web server: WebSocket transport, bundled web client, invitation links, metrics.
@@ -54,11 +60,83 @@ pub struct MucConfig {
     pub enabled: bool,
     /// The service's domain; empty means "conference." + server.domain.
     pub domain: String,
+    /// Rooms the service holds at once (a join that would create one more is refused).
+    pub max_rooms: usize,
+    /// Occupants per room; a room's own `max users` may only lower it.
+    pub max_occupants: usize,
+    /// Messages a new room sends on join by default (its owner may change it).
+    pub history_length: usize,
+    /// The most a room's owner may set the history length to.
+    pub max_history_length: usize,
+    /// Defaults of a new room's configuration.
+    pub default_persistent: bool,
+    pub default_public: bool,
+    pub default_archiving: bool,
+    /// Stanzas queued for one room; beyond this senders get resource-constraint.
+    pub room_queue: usize,
 }
 
 impl Default for MucConfig {
     fn default() -> Self {
-        MucConfig { enabled: true, domain: String::new() }
+        MucConfig {
+            enabled: true,
+            domain: String::new(),
+            max_rooms: 10_000,
+            max_occupants: 1_000,
+            history_length: 20,
+            max_history_length: 200,
+            default_persistent: false,
+            default_public: true,
+            default_archiving: true,
+            room_queue: 4096,
+        }
+    }
+}
+
+/// Calls: the Jingle focus (`focus.<domain>`) and the SFU's one UDP port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    pub enabled: bool,
+    /// The focus's domain; empty means "focus." + server.domain.
+    pub domain: String,
+    /// The one UDP socket every participant's media uses (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The address announced to clients as the ICE host candidate, when it differs from
+    /// `listen` (NAT, or listening on 0.0.0.0). An IP ("203.0.113.5") keeps listen's port.
+    pub public_address: String,
+    /// Video of only the N most recent speakers is forwarded to each participant; 0 = all.
+    pub last_n: usize,
+    /// Participants in one call.
+    pub max_participants: usize,
+}
+
+impl MediaConfig {
+    /// The address announced to clients, given the address the socket is bound to.
+    pub fn public_ip(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        let p = self.public_address.trim();
+        if p.is_empty() {
+            return Ok(None);
+        }
+        match p.parse::<SocketAddr>() {
+            Ok(a) => Ok(Some(a)),
+            Err(_) => p.parse::<std::net::IpAddr>().map(|ip| Some(SocketAddr::new(ip, self.listen.port()))),
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            enabled: true,
+            domain: String::new(),
+            // Without a [media] table: any free port (config.toml names 10000), so test
+            // servers in one process never collide.
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_address: String::new(),
+            last_n: 0,
+            max_participants: 100,
+        }
     }
 }
 
@@ -72,6 +150,18 @@ impl Config {
             format!("conference.{}", self.server.domain)
         } else {
             self.muc.domain.clone()
+        })
+    }
+
+    /// The Jingle focus's domain, if calls are enabled.
+    pub fn focus_domain(&self) -> Option<String> {
+        if !self.media.enabled {
+            return None;
+        }
+        Some(if self.media.domain.is_empty() {
+            format!("focus.{}", self.server.domain)
+        } else {
+            self.media.domain.clone()
         })
     }
 }
@@ -115,6 +205,9 @@ pub struct C2sConfig {
     /// A client that sends nothing this long after the ping is disconnected.
     #[serde(with = "duration")]
     pub ping_timeout: Duration,
+    /// XEP-0198: how long a dropped session with stream management waits to be resumed.
+    #[serde(with = "duration")]
+    pub resume_timeout: Duration,
 }
 
 impl Default for C2sConfig {
@@ -130,6 +223,7 @@ impl Default for C2sConfig {
             send_queue: 1024,
             ping_interval: Duration::from_secs(300),
             ping_timeout: Duration::from_secs(60),
+            resume_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -154,6 +248,18 @@ pub struct AuthConfig {
     pub failure_window: Duration,
     /// In-band registrations allowed per IP address in `failure_window` (loopback is exempt).
     pub max_registrations_per_ip: u32,
+    /// Who checks passwords, asked in this order; the first that knows the user decides.
+    pub backends: Vec<AuthBackend>,
+}
+
+/// A source of accounts (see `crate::auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthBackend {
+    /// Accounts in the store (SCRAM keys): `amphi user add`, in-band registration.
+    Internal,
+    /// The `[ldap]` directory: SASL PLAIN passwords checked by binding.
+    Ldap,
 }
 
 impl Default for AuthConfig {
@@ -165,6 +271,7 @@ impl Default for AuthConfig {
             max_failures_per_ip: 20,
             failure_window: Duration::from_secs(60),
             max_registrations_per_ip: 10,
+            backends: vec![AuthBackend::Internal],
         }
     }
 }
@@ -179,6 +286,95 @@ pub struct ContactConfig {
     pub sales: Vec<String>,
     pub security: Vec<String>,
     pub support: Vec<String>,
+}
+
+/// The LDAP directory (`[ldap]`). Two ways to find a user's entry: a DN template
+/// (`bind_dn_template`, direct bind) or a search with a service account (`search_base`,
+/// `search_filter`), then a bind as that entry with the user's password.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// `ldap://host:389` or `ldaps://host:636`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with the StartTLS operation.
+    pub starttls: bool,
+    /// PEM file of the CA(s) that signed the directory's certificate; unset: system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Direct bind: the user's DN, `{user}` replaced by the RFC 4514-escaped sign-in name.
+    pub bind_dn_template: String,
+    /// Service account for searches; empty: anonymous searches.
+    pub bind_dn: String,
+    pub bind_password: Secret,
+    /// A file holding the service account's password (instead of `bind_password`).
+    pub bind_password_file: Option<PathBuf>,
+    pub search_base: String,
+    /// `{user}` is replaced by the RFC 4515-escaped sign-in name.
+    pub search_filter: String,
+    pub search_scope: LdapScope,
+    /// Attribute that holds the sign-in name; the entry's value must match it.
+    pub identifier_attribute: String,
+    pub mail_attribute: String,
+    pub display_name_attribute: String,
+    /// Attribute listing the user's groups as DNs (`memberOf`); empty: not read.
+    pub group_attribute: String,
+    /// Group search (when set): base, filter (`{dn}` and `{user}`, escaped) and name attribute.
+    pub group_search_base: String,
+    pub group_search_filter: String,
+    pub group_name_attribute: String,
+    /// Further attributes kept as the user's profile (e.g. "departmentNumber").
+    pub profile_attributes: Vec<String>,
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Limit for each operation (bind, search).
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            url: String::new(),
+            starttls: false,
+            ca_file: None,
+            bind_dn_template: String::new(),
+            bind_dn: String::new(),
+            bind_password: Secret::default(),
+            bind_password_file: None,
+            search_base: String::new(),
+            search_filter: "(&(objectClass=inetOrgPerson)(uid={user}))".into(),
+            search_scope: LdapScope::Sub,
+            identifier_attribute: "uid".into(),
+            mail_attribute: "mail".into(),
+            display_name_attribute: "displayName".into(),
+            group_attribute: String::new(),
+            group_search_base: String::new(),
+            group_search_filter: "(&(objectClass=groupOfNames)(member={dn}))".into(),
+            group_name_attribute: "cn".into(),
+            profile_attributes: Vec::new(),
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LdapScope {
+    Base,
+    One,
+    #[default]
+    Sub,
+}
+
+/// A password in the config file: never printed by `Debug`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"(hidden)\"" })
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -257,6 +453,9 @@ impl Config {
         if self.c2s.ping_interval < Duration::from_secs(1) || self.c2s.ping_timeout < Duration::from_secs(1) {
             return invalid("c2s.ping_interval", "c2s.ping_interval and c2s.ping_timeout must be at least 1s");
         }
+        if self.c2s.resume_timeout > Duration::from_secs(86_400) {
+            return invalid("c2s.resume_timeout", "must be at most 24h");
+        }
         if self.c2s.max_connections == 0 {
             return invalid("c2s.max_connections", "must be at least 1");
         }
@@ -285,6 +484,21 @@ impl Config {
         if self.http.capacity > 10_000_000 {
             return invalid("http.capacity", "must be at most 10000000 participants (0 means no limit)");
         }
+        if self.muc.max_rooms == 0 || self.muc.max_occupants == 0 {
+            return invalid("muc.max_rooms", "muc.max_rooms and muc.max_occupants must be at least 1");
+        }
+        if self.muc.history_length > self.muc.max_history_length {
+            return invalid("muc.history_length", "must not exceed muc.max_history_length");
+        }
+        if !(16..=1_000_000).contains(&self.muc.room_queue) {
+            return invalid("muc.room_queue", "must be between 16 and 1000000 stanzas");
+        }
+        if self.media.enabled && self.media.public_ip().is_err() {
+            return invalid("media.public_address", "must be an IP address (\"203.0.113.5\") or IP:port");
+        }
+        if self.media.max_participants == 0 {
+            return invalid("media.max_participants", "must be at least 1");
+        }
         if !(4096..=1_000_000).contains(&self.auth.scram_iterations) {
             return invalid("auth.scram_iterations", "must be between 4096 (RFC 7677 minimum) and 1000000");
         }
@@ -308,6 +522,97 @@ impl Config {
                     "addresses are URIs such as \"xmpp:admin@example.org\" or \"mailto:admin@example.org\"",
                 );
             }
+        }
+        self.validate_auth_backends()
+    }
+
+    /// `auth.backends` and, when the directory is used, `[ldap]`.
+    fn validate_auth_backends(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        let backends = &self.auth.backends;
+        if backends.is_empty() {
+            return invalid("auth.backends", "list at least one of \"internal\", \"ldap\"".into());
+        }
+        if backends.iter().enumerate().any(|(i, b)| backends[..i].contains(b)) {
+            return invalid(
+                "auth.backends",
+                "a backend appears twice; list each once, in the order to ask them".into(),
+            );
+        }
+        if !backends.contains(&AuthBackend::Ldap) {
+            return Ok(());
+        }
+        if self.auth.registration {
+            return invalid(
+                "auth.registration",
+                "in-band registration would let anyone take a directory user's name: set it to false when \
+                 auth.backends lists \"ldap\""
+                    .into(),
+            );
+        }
+        let l = &self.ldap;
+        let scheme = l.url.split("://").next().unwrap_or("");
+        if !l.url.contains("://") || !matches!(scheme, "ldap" | "ldaps") {
+            return invalid(
+                "ldap.url",
+                format!("{:?} is not an LDAP URL: write \"ldap://host:389\" or \"ldaps://host:636\"", l.url),
+            );
+        }
+        if l.starttls && scheme != "ldap" {
+            return invalid("ldap.starttls", "StartTLS upgrades an ldap:// URL; with ldaps:// set it to false".into());
+        }
+        if let Some(ca) = &l.ca_file {
+            if let Err(e) = std::fs::metadata(ca) {
+                return invalid("ldap.ca_file", format!("cannot read {}: {e}", ca.display()));
+            }
+        }
+        let direct = !l.bind_dn_template.is_empty();
+        if direct != l.search_base.is_empty() {
+            return invalid(
+                "ldap.bind_dn_template",
+                "set either ldap.bind_dn_template (direct bind) or ldap.search_base (search, then bind), not both"
+                    .into(),
+            );
+        }
+        if direct && !l.bind_dn_template.contains("{user}") {
+            return invalid(
+                "ldap.bind_dn_template",
+                "must contain {user}, e.g. \"uid={user},ou=people,dc=example,dc=org\"".into(),
+            );
+        }
+        if !direct && !l.search_filter.contains("{user}") {
+            return invalid(
+                "ldap.search_filter",
+                "must contain {user}, e.g. \"(&(objectClass=inetOrgPerson)(uid={user}))\"".into(),
+            );
+        }
+        for (key, filter) in
+            [("ldap.search_filter", &l.search_filter), ("ldap.group_search_filter", &l.group_search_filter)]
+        {
+            if !(filter.starts_with('(') && filter.ends_with(')')) {
+                return invalid(key, "an LDAP filter is written in parentheses, e.g. \"(uid={user})\"".into());
+            }
+        }
+        if !l.bind_password.0.is_empty() && l.bind_password_file.is_some() {
+            return invalid("ldap.bind_password", "set ldap.bind_password or ldap.bind_password_file, not both".into());
+        }
+        if l.bind_dn.is_empty() && (!l.bind_password.0.is_empty() || l.bind_password_file.is_some()) {
+            return invalid("ldap.bind_dn", "a service account password is set but no ldap.bind_dn to bind as".into());
+        }
+        if l.identifier_attribute.is_empty() {
+            return invalid(
+                "ldap.identifier_attribute",
+                "name the attribute holding the sign-in name, e.g. \"uid\"".into(),
+            );
+        }
+        if !l.group_search_base.is_empty() && l.group_name_attribute.is_empty() {
+            return invalid(
+                "ldap.group_name_attribute",
+                "name the attribute holding a group's name, e.g. \"cn\"".into(),
+            );
+        }
+        if l.connect_timeout < Duration::from_millis(100) || l.timeout < Duration::from_millis(100) {
+            return invalid("ldap.timeout", "ldap.connect_timeout and ldap.timeout must be at least 100ms".into());
         }
         Ok(())
     }

@@ -64,10 +64,7 @@ impl Guests {
     /// Credentials of an unused, unexpired guest (for SASL).
     pub fn credentials(&self, username: &str) -> Option<Credentials> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(username)
-            .filter(|g| !g.used && g.issued.elapsed() < UNUSED_TTL)
-            .map(|g| g.credentials.clone())
+        entries.get(username).filter(|g| !g.used && g.issued.elapsed() < UNUSED_TTL).map(|g| g.credentials.clone())
     }
 
     /// The guest signed in: the login is spent. Returns its room and display name.

@@ -8,17 +8,21 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod auth;
 pub mod c2s;
 pub mod config;
 pub mod error;
+pub mod focus;
 pub mod guests;
 pub mod http;
+pub mod jingle;
 pub mod modules;
 pub mod muc;
 pub mod roster;
 pub mod router;
 pub mod sasl;
 pub mod server;
+pub mod sfu;
 pub mod stanza;
 pub mod store;
 pub mod throttle;

@@ -27,10 +27,14 @@ pub struct Server {
     pub shutdown: broadcast::Sender<()>,
     /// XEP-0115 `<c/>` for stream features, computed once.
     pub caps: minidom::Element,
+    /// Sessions waiting to be resumed (XEP-0198).
+    pub sm: crate::c2s::sm::SmRegistry,
     /// One-time guest logins issued for invitation links.
     pub guests: crate::guests::Guests,
     /// The multi-user chat service, when enabled.
     pub muc: Option<Arc<crate::muc::MucService>>,
+    /// The Jingle focus and its SFU (calls), when enabled.
+    pub focus: Option<Arc<crate::focus::FocusService>>,
 }
 
 /// Every bound socket. Derefs to the client listeners (with their "direct TLS" flag).
@@ -64,6 +68,11 @@ impl Server {
         let tls = TlsContext::load(&config)?;
         let window = config.auth.failure_window;
         let (shutdown, _) = broadcast::channel(1);
+        let focus = crate::focus::FocusService::start(&config).map_err(|source| StartError::Bind {
+            addr: config.media.listen,
+            key: "media.listen",
+            source,
+        })?;
         Ok(Arc::new(Server {
             auth_failures_by_user: Throttle::new(config.auth.max_failures, window),
             auth_failures_by_ip: Throttle::new(config.auth.max_failures_per_ip, window),
@@ -71,8 +80,12 @@ impl Server {
             connections: Arc::new(Semaphore::new(config.c2s.max_connections)),
             registry: Registry::default(),
             guests: crate::guests::Guests::default(),
+            sm: crate::c2s::sm::SmRegistry::default(),
             caps: crate::modules::disco::caps_element(&config.contact),
-            muc: config.muc_domain().map(|d| Arc::new(crate::muc::MucService::new(d))),
+            focus,
+            muc: config
+                .muc_domain()
+                .map(|d| Arc::new(crate::muc::MucService::new(d, store.clone(), config.muc.clone()))),
             started: Instant::now(),
             store,
             tls,
@@ -93,7 +106,13 @@ impl Server {
                 muc.route(self, stanza);
                 true
             }
-            _ => false,
+            _ => match &self.focus {
+                Some(focus) if focus.domain == domain => {
+                    focus.route(self, stanza);
+                    true
+                }
+                _ => false,
+            },
         }
     }
 

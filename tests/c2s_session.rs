@@ -153,3 +153,73 @@ async fn carbons_copy_sent_and_received_messages() {
     let next = laptop.expect(|e| e.name() == "message" || e.attr("id") == Some("after")).await;
     assert_eq!(next.attr("id"), Some("after"), "no carbon of a private message");
 }
+
+#[tokio::test]
+async fn stream_management_resumes_a_dropped_session() {
+    let t = start("resume_timeout = '1s'").await;
+    let mut bob = Client::connect_tls(&t, false).await;
+    bob.register("bob", "pw").await;
+    bob.login_plain("bob", "pw", "desk").await;
+    let mut ada = Client::connect_tls(&t, false).await;
+    ada.register("ada", "pw").await;
+    ada.login_plain("ada", "pw", "phone").await;
+    ada.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>").await;
+    let enabled = ada.expect(|e| e.name() == "enabled").await;
+    let id = enabled.attr("id").expect("a resumption id").to_string();
+    ada.send("<presence/>").await;
+    for i in 0..3 {
+        bob.send(&format!("<message to='ada@localhost/phone' type='chat'><body>m{i}</body></message>")).await;
+    }
+    for _ in 0..3 {
+        ada.expect(|e| e.name() == "message").await;
+    }
+    // Count what the client sent so far (presence) and ask for an ack.
+    ada.send("<r xmlns='urn:xmpp:sm:3'/>").await;
+    let a = ada.expect(|e| e.name() == "a").await;
+    assert_eq!(a.attr("h"), Some("1"));
+    drop(ada); // the network dies: no </stream:stream>
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bob.send("<message to='ada@localhost/phone' type='chat'><body>while away</body></message>").await;
+
+    let mut again = Client::connect_tls(&t, false).await;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0ada\0pw");
+    again.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>")).await;
+    assert_eq!(again.next().await.unwrap().name(), "success");
+    let features = again.open().await;
+    assert!(features.has_child("sm", "urn:xmpp:sm:3"));
+    // The client handled two stanzas: its own presence echoed back, and m0.
+    again.send(&format!("<resume xmlns='urn:xmpp:sm:3' previd='{id}' h='2'/>")).await;
+    let resumed = again.next().await.unwrap();
+    assert_eq!(resumed.name(), "resumed", "{resumed:?}");
+    assert_eq!(resumed.attr("h"), Some("1"), "one stanza (presence) from the client; <r/> is not counted");
+    let mut bodies = Vec::new();
+    while bodies.len() < 3 {
+        let m = again.expect(|e| e.name() == "message").await;
+        bodies.push(m.get_child("body", "jabber:client").unwrap().text());
+    }
+    assert_eq!(bodies, ["m1", "m2", "while away"], "acknowledged m0 is not resent; the rest arrives in order");
+}
+
+#[tokio::test]
+async fn unresumed_session_ends_and_its_messages_go_offline() {
+    let t = start("resume_timeout = '1s'").await;
+    let mut bob = Client::connect_tls(&t, false).await;
+    bob.register("bob", "pw").await;
+    bob.login_plain("bob", "pw", "desk").await;
+    let mut ada = Client::connect_tls(&t, false).await;
+    ada.register("ada", "pw").await;
+    ada.login_plain("ada", "pw", "phone").await;
+    ada.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>").await;
+    ada.expect(|e| e.name() == "enabled").await;
+    ada.send("<presence/>").await;
+    bob.send("<message to='ada@localhost/phone' type='chat'><body>unseen</body></message>").await;
+    ada.expect(|e| e.name() == "message").await;
+    drop(ada);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let mut back = Client::connect_tls(&t, false).await;
+    back.login_plain("ada", "pw", "laptop").await;
+    back.send("<presence/>").await;
+    let m = back.expect(|e| e.name() == "message").await;
+    assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), "unseen");
+    assert!(m.has_child("delay", "urn:xmpp:delay"), "stored offline, with a delay stamp");
+}

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::negotiation::{Input, Negotiation, Output, Settings};
 use super::session::Session;
+use super::sm::{self, Detached, StreamManagement};
 use crate::error::{StanzaError, StreamCondition, StreamError};
 use crate::router::Outbound;
 use crate::sasl::{ChannelBindings, Credentials};
@@ -167,6 +168,15 @@ pub(crate) struct Connection {
     /// Pieces to write: each a complete element, header or close.
     out: Vec<Vec<u8>>,
     closing: bool,
+    /// Our stream header went out on the current stream (a stream error must follow one).
+    header_sent: bool,
+    /// XEP-0198 state, once the client enabled stream management.
+    sm: Option<StreamManagement>,
+    /// Wakes this connection when a new one resumes its session.
+    takeover: Option<Arc<Notify>>,
+    /// The transport died (or a newer connection took over) rather than the stream
+    /// being closed: a resumable session then waits to be resumed.
+    dropped: bool,
 }
 
 /// Negotiation settings for a new client stream.
@@ -212,19 +222,58 @@ impl Connection {
             kill: None,
             out: Vec::new(),
             closing: false,
+            header_sent: false,
+            sm: None,
+            takeover: None,
+            dropped: false,
         }
     }
 
     /// The connection is over: leave as a session must (presence, unbind).
     pub async fn finish(mut self) {
-        if let Some(session) = self.session.as_mut() {
-            session.close().await;
+        let resumable = self.sm.as_ref().and_then(|sm| sm.id.clone());
+        if let Some(id) = &resumable {
+            self.server.sm.unregister_active(id);
+        }
+        match (resumable, self.dropped, self.session.take(), self.rx.take(), self.kill.take(), self.sm.take()) {
+            (Some(id), true, Some(session), Some(rx), Some(kill), Some(sm)) => {
+                tracing::debug!(peer = %self.peer, jid = %session.full_str(), "connection lost; session kept for resumption");
+                self.server.sm.park(id.clone(), Detached { session, rx, kill, sm });
+                let server = self.server.clone();
+                let timeout = server.config.c2s.resume_timeout;
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    if let Some(d) = server.sm.take(&id) {
+                        end_detached(d).await;
+                    }
+                });
+            }
+            (_, _, Some(mut session), rx, _, sm) => {
+                session.close().await;
+                let mut unacked = sm.map(|mut sm| sm.take_unacked()).unwrap_or_default();
+                if let Some(mut rx) = rx {
+                    while let Ok(Outbound::Stanza(el)) = rx.try_recv() {
+                        unacked.push(el);
+                    }
+                }
+                reroute(&session, unacked).await;
+            }
+            _ => {}
         }
         tracing::debug!(peer = %self.peer, id = self.id, "connection closed");
     }
 
     fn push(&mut self, el: &Element) {
         self.out.push(write::element_bytes(el));
+        let counted = match self.sm.as_mut() {
+            Some(sm) => sm.sending(el),
+            None => Ok(None),
+        };
+        match counted {
+            Ok(Some(request)) => self.out.push(write::element_bytes(&request)),
+            Ok(None) => {}
+            Err(e) => self.close(Some(e)),
+        }
     }
 
     fn tls_established(&mut self, tls: &tokio_rustls::server::TlsStream<TcpStream>) {
@@ -250,6 +299,7 @@ impl Connection {
         let mut pinged = false;
         loop {
             if !self.out.is_empty() && !io.send(std::mem::take(&mut self.out)).await {
+                self.dropped = true;
                 return Exit::Closed;
             }
             if self.closing {
@@ -262,6 +312,7 @@ impl Connection {
             tokio::select! {
                 alive = io.recv(&mut self.framer) => {
                     if !alive {
+                        self.dropped = !self.closing;
                         return Exit::Closed;
                     }
                     last_read = tokio::time::Instant::now();
@@ -277,6 +328,11 @@ impl Connection {
                     Some(Outbound::Close(err)) => self.close(Some(err)),
                     None => self.rx = None,
                 },
+                _ = notified(&self.takeover) => {
+                    // A new connection resumes this session: hand it over now.
+                    self.dropped = true;
+                    return Exit::Closed;
+                }
                 _ = notified(&self.kill) => {
                     self.close(Some(StreamError::new(StreamCondition::PolicyViolation, "you stopped reading; too many stanzas queued")));
                 }
@@ -285,6 +341,8 @@ impl Connection {
                 }
                 _ = tokio::time::sleep_until(idle_deadline), if bound => {
                     if pinged {
+                        // Silent connections are usually dead ones: keep a resumable session.
+                        self.dropped = true;
                         self.close(Some(StreamError::new(StreamCondition::ConnectionTimeout, "no answer to the server's ping")));
                     } else {
                         pinged = true;
@@ -310,10 +368,6 @@ impl Connection {
                 Ok(None) => return false,
                 Err(e) => {
                     let err = StreamError::from(e);
-                    // RFC 6120 §4.9.1.2: if the header has not been sent yet, send it first.
-                    if self.framing == Framing::Stream && !self.negotiation.is_authenticated() && self.out.is_empty() {
-                        self.out.push(write::stream_header(self.server.domain(), None, "error", "en", ns::CLIENT));
-                    }
                     self.close(Some(err));
                     return false;
                 }
@@ -339,7 +393,9 @@ impl Connection {
     async fn run_outputs(&mut self) -> bool {
         while let Some(output) = self.negotiation.poll_output() {
             match output {
-                Output::SendHeader { to, id, lang } => self.out.push(match self.framing {
+                Output::SendHeader { to, id, lang } => {
+                    self.header_sent = true;
+                    self.out.push(match self.framing {
                     Framing::Stream => {
                         write::stream_header(self.server.domain(), to.as_deref(), &id, &lang, ns::CLIENT)
                     }
@@ -353,12 +409,17 @@ impl Connection {
                         }
                         write::element_bytes(&crate::xml::with_lang(open, &lang).build())
                     }
-                }),
+                })
+                }
                 Output::SendElement(el) => self.push(&el),
-                Output::StartTls => return true,
+                Output::StartTls => {
+                    self.header_sent = false;
+                    return true;
+                }
                 Output::Restart => {
                     if self.framing == Framing::Stream {
                         self.framer = Framer::new(self.limits);
+                        self.header_sent = false;
                     }
                 }
                 Output::Close(err) => self.close(err),
@@ -372,7 +433,7 @@ impl Connection {
                         .or_else(|| self.server.auth_failures_by_ip.blocked(&ip, now));
                     let input = match blocked {
                         Some(secs) => Input::AuthThrottled(format!("too many failed sign-ins; try again in {secs} s")),
-                        None => Input::Credentials(self.credentials(&user)),
+                        None => self.check(&user).await,
                     };
                     self.negotiation.handle_input(input);
                 }
@@ -380,13 +441,19 @@ impl Connection {
                     let result = self.register(&username, &password).await;
                     self.negotiation.handle_input(Input::Registered(result));
                 }
-                Output::AuthFailed(user) => {
+                Output::AuthFailed { username, scram, wrong_credentials } => {
                     let now = Instant::now();
-                    tracing::info!(peer = %self.peer, user = user.as_deref().unwrap_or("-"), "authentication failed");
-                    if let Some(u) = &user {
-                        self.server.auth_failures_by_user.record(u, now);
+                    tracing::info!(peer = %self.peer, user = username.as_deref().unwrap_or("-"), "authentication failed");
+                    // Count guesses only: not a directory that was down, and not SCRAM tried
+                    // on an account that has no SCRAM keys (directory users), which clients
+                    // do before falling back to PLAIN.
+                    let guessable = |u: &str| !scram || self.server.store.accounts.contains(u.as_bytes()).unwrap_or(false);
+                    if wrong_credentials {
+                        if let Some(u) = username.as_deref().filter(|u| guessable(u)) {
+                            self.server.auth_failures_by_user.record(u, now);
+                        }
+                        self.server.auth_failures_by_ip.record(&self.peer.ip().to_string(), now);
                     }
-                    self.server.auth_failures_by_ip.record(&self.peer.ip().to_string(), now);
                 }
                 Output::Authenticated(user) => {
                     tracing::info!(peer = %self.peer, %user, "authenticated");
@@ -394,7 +461,10 @@ impl Connection {
                         match self.server.guests.consume(&user) {
                             Some((room, _)) => Some(room),
                             None => {
-                                self.close(Some(StreamError::new(StreamCondition::NotAuthorized, "guest login expired")));
+                                self.close(Some(StreamError::new(
+                                    StreamCondition::NotAuthorized,
+                                    "guest login expired",
+                                )));
                                 continue;
                             }
                         }
@@ -416,12 +486,21 @@ impl Connection {
     }
 
     async fn stanza(&mut self, el: minidom::Element) {
+        if el.ns() == sm::NS {
+            return self.stream_management(el).await;
+        }
+        if sm::is_stanza(&el) {
+            if let Some(sm) = self.sm.as_mut() {
+                sm.received_stanza();
+            }
+        }
         let Some(session) = self.session.as_mut() else {
             return self.close(Some(StreamError::new(StreamCondition::NotAuthorized, "not authenticated")));
         };
         let result = session.handle(el).await;
-        for reply in session.out.drain(..) {
-            self.out.push(write::element_bytes(&reply));
+        let replies: Vec<Element> = session.out.drain(..).collect();
+        for reply in &replies {
+            self.push(reply);
         }
         match result {
             Ok(Some(bound)) => {
@@ -431,6 +510,121 @@ impl Connection {
             Ok(None) => {}
             Err(e) => self.close(Some(e)),
         }
+    }
+
+    /// XEP-0198 nonzas: enable, r, a, resume.
+    async fn stream_management(&mut self, el: Element) {
+        let failed = |condition: &str| {
+            Element::builder("failed", sm::NS).append(Element::bare(condition, ns::STANZAS_ERR)).build()
+        };
+        match el.name() {
+            "enable" => {
+                if self.rx.is_none() || self.sm.is_some() {
+                    return self.out.push(write::element_bytes(&failed("unexpected-request")));
+                }
+                let timeout = self.server.config.c2s.resume_timeout;
+                let resume = matches!(el.attr("resume"), Some("true" | "1")) && !timeout.is_zero();
+                let id = resume.then(|| hex(&crate::sasl::credentials::random_bytes(16)));
+                if let Some(id) = &id {
+                    self.takeover = Some(self.server.sm.register_active(id));
+                }
+                let sm = StreamManagement::new(id);
+                self.out.push(write::element_bytes(&sm.enabled_element(timeout.as_secs())));
+                self.sm = Some(sm);
+            }
+            "r" => {
+                if let Some(sm) = &self.sm {
+                    let a = sm.answer();
+                    self.out.push(write::element_bytes(&a));
+                }
+            }
+            "a" => {
+                let h = el.attr("h").and_then(|h| h.parse::<u32>().ok());
+                let result = match (self.sm.as_mut(), h) {
+                    (Some(sm), Some(h)) => sm.acknowledged(h),
+                    (Some(_), None) => Err(StreamError::new(StreamCondition::BadFormat, "<a/> needs a numeric 'h'")),
+                    (None, _) => Ok(()),
+                };
+                if let Err(e) = result {
+                    self.close(Some(e));
+                }
+            }
+            "resume" => self.resume(&el).await,
+            _ => self.out.push(write::element_bytes(&failed("feature-not-implemented"))),
+        }
+    }
+
+    /// Take over a detached (or still attached, dying) session.
+    async fn resume(&mut self, el: &Element) {
+        let failed = |condition: &str| {
+            Element::builder("failed", sm::NS).append(Element::bare(condition, ns::STANZAS_ERR)).build()
+        };
+        let (Some(previd), Some(h)) = (el.attr("previd"), el.attr("h").and_then(|h| h.parse::<u32>().ok())) else {
+            return self.out.push(write::element_bytes(&failed("bad-request")));
+        };
+        let username = self.session.as_ref().map(|s| s.username.clone());
+        if self.rx.is_some() || username.is_none() {
+            return self.out.push(write::element_bytes(&failed("unexpected-request")));
+        }
+        let mut found = self.server.sm.take(previd);
+        if found.is_none() && self.server.sm.take_over(previd) {
+            // The old connection is still open (its client moved networks): wait for it
+            // to hand the session over.
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                found = self.server.sm.take(previd);
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        let Some(mut d) = found else {
+            return self.out.push(write::element_bytes(&failed("item-not-found")));
+        };
+        if Some(&d.session.username) != username.as_ref() {
+            // Someone else's session id: put it back untouched.
+            self.server.sm.park(previd.to_string(), d);
+            return self.out.push(write::element_bytes(&failed("item-not-found")));
+        }
+        if let Err(e) = d.sm.acknowledged(h) {
+            self.server.sm.park(previd.to_string(), d);
+            return self.close(Some(e));
+        }
+        let unacked = d.sm.take_unacked();
+        let resumed = Element::builder("resumed", sm::NS).a("previd", previd).a("h", d.sm.h_in.to_string()).build();
+        tracing::info!(peer = %self.peer, jid = %d.session.full_str(), "session resumed");
+        self.session = Some(d.session);
+        self.rx = Some(d.rx);
+        self.kill = Some(d.kill);
+        self.sm = Some(d.sm);
+        self.takeover = Some(self.server.sm.register_active(previd));
+        self.out.push(write::element_bytes(&resumed));
+        for stanza in &unacked {
+            self.push(stanza);
+        }
+    }
+
+    /// Answer a credentials request: stored SCRAM keys, or an external backend's verdict
+    /// on a PLAIN password.
+    async fn check(&self, user: &str) -> Input {
+        if let Some((_, password)) = self.negotiation.plain_password() {
+            let password = password.to_string();
+            match crate::auth::verify_plain(&self.server, user, &password).await {
+                crate::auth::Verdict::Internal => {}
+                crate::auth::Verdict::Accept(_) => return Input::PlainVerdict(Ok(true)),
+                crate::auth::Verdict::Reject => return Input::PlainVerdict(Ok(false)),
+                crate::auth::Verdict::Unavailable(why) => {
+                    tracing::error!(%user, "authentication backend unavailable: {why}");
+                    return Input::PlainVerdict(Err(why));
+                }
+            }
+        }
+        // SCRAM only ever reaches internal accounts; none when auth.backends leaves them out.
+        Input::Credentials(if crate::auth::internal_allowed(&self.server, user) {
+            self.credentials(user)
+        } else {
+            None
+        })
     }
 
     fn credentials(&self, user: &str) -> Option<Credentials> {
@@ -478,6 +672,11 @@ impl Connection {
         if self.closing {
             return;
         }
+        // RFC 6120 §4.9.1.1: a stream error needs an open stream; open ours first.
+        if self.framing == Framing::Stream && !self.header_sent {
+            self.out.push(write::stream_header(self.server.domain(), None, "error", "en", ns::CLIENT));
+            self.header_sent = true;
+        }
         if let Some(err) = err {
             tracing::debug!(peer = %self.peer, condition = err.condition.name(), text = %err.text, "closing stream with error");
             self.out.push(write::element_bytes(&err.to_element()));
@@ -512,6 +711,33 @@ fn ping_request(session: Option<&Session>) -> minidom::Element {
         b = b.a("from", s.server.domain()).a("to", s.full_str());
     }
     b.append(minidom::Element::bare("ping", crate::xml::ns::PING)).build()
+}
+
+/// A detached session nobody resumed: it ends like any other, and what it never
+/// acknowledged goes back through routing (to other resources or offline storage).
+async fn end_detached(mut d: Detached) {
+    tracing::debug!(jid = %d.session.full_str(), "resumable session expired");
+    d.session.close().await;
+    let mut pending = d.sm.take_unacked();
+    while let Ok(Outbound::Stanza(el)) = d.rx.try_recv() {
+        pending.push(el);
+    }
+    reroute(&d.session, pending).await;
+}
+
+/// Messages the client may never have seen: route them again to the account's bare JID
+/// (other resources, or offline storage). Only after the session is unbound.
+async fn reroute(session: &Session, stanzas: Vec<Element>) {
+    let bare = jid::Jid::from(session.bare.clone());
+    for mut msg in stanzas {
+        let ty = msg.attr("type").unwrap_or("normal");
+        let is_message = msg.name() == "message" && matches!(ty, "chat" | "normal") && msg.has_child("body", ns::CLIENT);
+        if !is_message || !crate::modules::carbons::eligible(&msg) {
+            continue;
+        }
+        msg.attrs_mut().remove(&rxml::Namespace::NONE, "to");
+        let _ = crate::modules::message::route(&session.server, msg, &bare).await;
+    }
 }
 
 /// Attributes of an RFC 7395 `<open/>`, in the shape of a stream header's.

@@ -3,6 +3,7 @@
 mod connection;
 pub mod negotiation;
 pub mod session;
+pub mod sm;
 pub mod websocket;
 
 pub use connection::accept_loop;

@@ -68,7 +68,13 @@ pub enum Output {
         password: String,
     },
     /// A SASL attempt failed; for throttling and logs.
-    AuthFailed(Option<String>),
+    AuthFailed {
+        username: Option<String>,
+        /// The mechanism was SCRAM (which cannot work for accounts without stored keys).
+        scram: bool,
+        /// A wrong password or proof, as opposed to a backend that could not answer.
+        wrong_credentials: bool,
+    },
     /// Authenticated; the session may now bind a resource.
     Authenticated(String),
     /// A stanza (or other element) of an authenticated stream.
@@ -202,6 +208,13 @@ impl Negotiation {
             }
             _ => {}
         }
+        // RFC 6120 §4.8.2: client streams carry jabber:client (WebSocket's <open/> has none).
+        if let Some(content) = attrs.get("xmlns").filter(|c| *c != ns::CLIENT) {
+            return self.close(
+                StreamCondition::InvalidNamespace,
+                format!("the stream's content namespace must be '{}', not '{content}'", ns::CLIENT),
+            );
+        }
         match attrs.get("version").map(String::as_str) {
             Some(v) if v.split('.').next().and_then(|m| m.parse::<u32>().ok()) == Some(1) => {}
             Some(_) => return self.close(StreamCondition::UnsupportedVersion, "only XMPP version 1.0 is supported"),
@@ -240,7 +253,8 @@ impl Negotiation {
                 .append(Element::builder("session", ns::SESSION).append(Element::bare("optional", ns::SESSION)).build())
                 .append(Element::bare("ver", ns::ROSTER_VER))
                 .append(Element::bare("sub", ns::PRE_APPROVAL))
-                .append(Element::bare("csi", crate::c2s::session::NS_CSI));
+                .append(Element::bare("csi", crate::c2s::session::NS_CSI))
+                .append(Element::bare("sm", crate::c2s::sm::NS));
             return f.build();
         }
         if !self.secure && self.settings.starttls_available {
@@ -398,7 +412,11 @@ impl Negotiation {
                 self.out.push_back(Output::Authenticated(username));
             }
             Step::Failure { failure, username } => {
-                self.out.push_back(Output::AuthFailed(username.or_else(|| self.username.take())));
+                self.out.push_back(Output::AuthFailed {
+                    username: username.or_else(|| self.username.take()),
+                    scram: session.mechanism() != Mechanism::Plain,
+                    wrong_credentials: failure == sasl::Failure::NotAuthorized,
+                });
                 self.sasl_failure(failure, None);
             }
         }

@@ -52,7 +52,10 @@ impl From<super::links::LinkError> for ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+        match e {
+            ServiceError::NoGuests => ApiError::new(StatusCode::FORBIDDEN, "account-required", e.to_string()),
+            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
+        }
     }
 }
 
@@ -76,6 +79,17 @@ pub async fn stats(State(http): State<Arc<Http>>) -> Response {
     }))
 }
 
+/// `GET /api/config`: what the web client needs before signing in.
+pub async fn config(State(http): State<Arc<Http>>) -> Response {
+    let c = &http.server.config;
+    no_store(Json(serde_json::json!({
+        "domain": c.server.domain,
+        "muc": c.muc_domain(),
+        "registration": c.auth.registration,
+        "capacity": c.http.capacity,
+    })))
+}
+
 /// The account behind an `Authorization: Basic` header, checked against its stored SCRAM
 /// keys. Returns the bare JID.
 async fn authenticate(http: &Http, peer: &Peer, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -94,8 +108,11 @@ async fn authenticate(http: &Http, peer: &Peer, headers: &HeaderMap) -> Result<S
     let user = crate::sasl::normalize_username(node).ok_or_else(unauthorized)?;
     let now = Instant::now();
     let ip = peer.addr.ip().to_string();
-    if let Some(secs) =
-        http.server.auth_failures_by_user.blocked(&user, now).or_else(|| http.server.auth_failures_by_ip.blocked(&ip, now))
+    if let Some(secs) = http
+        .server
+        .auth_failures_by_user
+        .blocked(&user, now)
+        .or_else(|| http.server.auth_failures_by_ip.blocked(&ip, now))
     {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -207,9 +224,8 @@ pub async fn join(
     Json(req): Json<JoinRequest>,
 ) -> Result<Response, ApiError> {
     let role = check(&http, &req.link)?;
-    let name = display_name(&req.name).ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad-name", "enter a name of 1 to 64 characters")
-    })?;
+    let name = display_name(&req.name)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad-name", "enter a name of 1 to 64 characters"))?;
     let capacity = http.server.config.http.capacity as usize;
     if capacity > 0 && services::muc_counts(&http.server).participants >= capacity {
         return Err(ApiError::new(

@@ -102,11 +102,7 @@ pub async fn file(State(http): State<Arc<Http>>, Path((version, file)): Path<(St
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
     // An old page asking for an old version gets today's file, but not cached for long.
-    let cache = if version == http.assets.version {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let cache = if version == http.assets.version { "public, max-age=31536000, immutable" } else { "no-cache" };
     ([(header::CONTENT_TYPE, content_type(&file)), (header::CACHE_CONTROL, cache)], *bytes).into_response()
 }
 

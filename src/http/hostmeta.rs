@@ -17,14 +17,12 @@ pub fn websocket_url(peer: &Peer, headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
     // A Host header is client input that ends up in a URL: allow host names, IPv4/IPv6
     // literals and a port, nothing else.
-    if host.is_empty()
-        || host.len() > 255
-        || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    if host.is_empty() || host.len() > 255 || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
     {
         return None;
     }
-    let proxied_tls = peer.addr.ip().is_loopback()
-        && headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
+    let proxied_tls =
+        peer.addr.ip().is_loopback() && headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
     let scheme = if peer.tls || proxied_tls { "wss" } else { "ws" };
     Some(format!("{scheme}://{host}/xmpp-websocket"))
 }

@@ -21,6 +21,7 @@ use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 use axum::Router;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -95,6 +96,10 @@ pub(crate) struct Http {
     pub server: Arc<Server>,
     pub assets: assets::Assets,
     pub links: links::Links,
+    /// Requests answered since start (for `/metrics`).
+    pub requests: AtomicU64,
+    /// Open XMPP WebSocket connections.
+    pub websockets: AtomicUsize,
 }
 
 /// Start serving on every bound HTTP listener. Returns at once; the servers stop at the
@@ -110,7 +115,13 @@ pub fn start(server: Arc<Server>, listeners: Listeners) {
             return;
         }
     };
-    let state = Arc::new(Http { assets: assets::Assets::new(), links, server: server.clone() });
+    let state = Arc::new(Http {
+        assets: assets::Assets::new(),
+        links,
+        server: server.clone(),
+        requests: AtomicU64::new(0),
+        websockets: AtomicUsize::new(0),
+    });
     let app = router(state);
     for listener in listeners.plain {
         tracing::info!(addr = ?listener.local_addr().ok(), "serving HTTP");
@@ -157,6 +168,7 @@ fn router(state: Arc<Http>) -> Router {
         .route("/.well-known/host-meta.json", get(hostmeta::json))
         .route("/health", get(observe::health))
         .route("/metrics", get(observe::metrics))
+        .route("/api/config", get(api::config))
         .route("/api/stats", get(api::stats))
         .route("/api/rooms/{room}/invites", get(api::invites))
         .route("/api/rooms/{room}/invites/regenerate", post(api::regenerate))
@@ -165,5 +177,14 @@ fn router(state: Arc<Http>) -> Router {
         .route("/static/{version}/{*file}", get(assets::file))
         .fallback(assets::page)
         .layer(axum::middleware::map_response(assets::security_headers))
+        .layer(axum::middleware::map_request_with_state(state.clone(), count_request))
         .with_state(state)
+}
+
+async fn count_request(
+    axum::extract::State(http): axum::extract::State<Arc<Http>>,
+    request: axum::extract::Request,
+) -> axum::extract::Request {
+    http.requests.fetch_add(1, Ordering::Relaxed);
+    request
 }

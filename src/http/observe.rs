@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{services, Http};
@@ -28,13 +29,33 @@ pub async fn metrics(State(http): State<Arc<Http>>) -> Response {
     let s = &http.server;
     let counts = services::muc_counts(s);
     let mut out = String::with_capacity(1024);
-    metric(&mut out, "amphi_sessions", "gauge", "Signed-in client sessions (bound resources).", s.registry.session_count());
-    let used = s.config.c2s.max_connections.saturating_sub(s.connections.available_permits());
-    metric(&mut out, "amphi_client_connections", "gauge", "Open client connections (TCP and WebSocket).", used);
+    metric(
+        &mut out,
+        "amphi_sessions",
+        "gauge",
+        "Signed-in client sessions (bound resources).",
+        s.registry.session_count(),
+    );
+    let ws = http.websockets.load(Ordering::Relaxed);
+    metric(&mut out, "amphi_websocket_clients", "gauge", "Open XMPP WebSocket connections.", ws);
+    let requests = http.requests.load(Ordering::Relaxed);
+    metric(&mut out, "amphi_http_requests_total", "counter", "HTTP requests received.", requests);
     metric(&mut out, "amphi_muc_rooms", "gauge", "Meetings: rooms with at least one occupant.", counts.meetings);
     metric(&mut out, "amphi_muc_occupants", "gauge", "Participants: occupants of all rooms.", counts.participants);
-    metric(&mut out, "amphi_capacity", "gauge", "Configured participant capacity (0: no limit).", s.config.http.capacity);
-    metric(&mut out, "amphi_uptime_seconds", "counter", "Seconds since the server started.", s.started.elapsed().as_secs());
+    metric(
+        &mut out,
+        "amphi_capacity",
+        "gauge",
+        "Configured participant capacity (0: no limit).",
+        s.config.http.capacity,
+    );
+    metric(
+        &mut out,
+        "amphi_uptime_seconds",
+        "counter",
+        "Seconds since the server started.",
+        s.started.elapsed().as_secs(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], out)
         .into_response()
 }

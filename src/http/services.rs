@@ -6,6 +6,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::invite::Role;
@@ -25,9 +26,10 @@ pub async fn websocket(
     }
     // One stanza is one message: the stanza limit (plus the framing) bounds both.
     let limit = http.server.config.c2s.max_stanza_size + 1024;
-    let server = http.server.clone();
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
-        crate::c2s::websocket::serve(server, socket, peer.addr, peer.secure())
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
+        http.websockets.fetch_add(1, Ordering::Relaxed);
+        crate::c2s::websocket::serve(http.server.clone(), socket, peer.addr, peer.secure()).await;
+        http.websockets.fetch_sub(1, Ordering::Relaxed);
     })
 }
 
@@ -51,19 +53,27 @@ pub fn muc_counts(server: &Server) -> Counts {
 pub enum ServiceError {
     #[error("this server has no multi-user chat service")]
     NoMuc,
-    #[error("guest access is not available on this server")]
+    #[error("sign in with your account to use a moderator link")]
     NoGuests,
     #[error("{0}")]
     Other(String),
 }
 
-/// Whether `user` (a bare JID) owns room `room` (localpart) on the MUC service.
+/// Whether `user` (a bare JID) owns room `room` (localpart) on the MUC service. Read from
+/// the stored affiliations, which the MUC service flushes before acknowledging a change;
+/// so this covers permanent rooms.
 pub async fn is_room_owner(server: &Arc<Server>, room: &str, user: &str) -> Result<bool, ServiceError> {
-    let Some(_muc) = &server.muc else {
+    if server.muc.is_none() {
         return Err(ServiceError::NoMuc);
-    };
-    let _ = (room, user);
-    Err(ServiceError::Other("room ownership cannot be checked yet".into()))
+    }
+    let saved = server
+        .store
+        .muc_rooms
+        .get::<crate::muc::persist::PersistedRoom>(room.as_bytes())
+        .map_err(|e| ServiceError::Other(format!("cannot read the room: {e}")))?;
+    Ok(saved
+        .and_then(|r| r.affiliations.get(user).map(|e| e.affiliation == crate::muc::affiliation::Affiliation::Owner))
+        .unwrap_or(false))
 }
 
 /// The room's bare JID, if the MUC service runs.
@@ -78,13 +88,21 @@ pub struct GuestLogin {
     pub password: String,
 }
 
-/// Make a short-lived login that can only reach `room`.
+/// Make a short-lived login that can only reach `room` (see `crate::guests`). Only
+/// participant links make guests: a moderator link needs an account.
 pub async fn issue_guest(
     server: &Arc<Server>,
     room: &jid::BareJid,
     display_name: &str,
     role: Role,
 ) -> Result<GuestLogin, ServiceError> {
-    let _ = (server, room, display_name, role);
-    Err(ServiceError::NoGuests)
+    if role != Role::Participant {
+        return Err(ServiceError::NoGuests);
+    }
+    let (server, room, name) = (server.clone(), room.clone(), display_name.to_string());
+    // Deriving the guest's SCRAM keys is CPU work: keep it off the async workers.
+    let login = tokio::task::spawn_blocking(move || server.guests.issue(server.domain(), room, &name))
+        .await
+        .map_err(|e| ServiceError::Other(format!("guest login failed: {e}")))?;
+    Ok(GuestLogin { jid: login.jid, password: login.password })
 }

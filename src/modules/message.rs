@@ -84,13 +84,19 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
         return Ok(());
     }
     // §8.5.2: to the bare JID, or a full JID treated as one.
-    let targets: Vec<&Resource> = resources.iter().filter(|r| r.available && r.priority >= 0).collect();
+    // §8.5.2.1.1 (a): the "most available" resources, those of highest non-negative
+    // priority; the others see it only if they opted in (carbons, below).
+    let top = resources.iter().filter(|r| r.available && r.priority >= 0).map(|r| r.priority).max();
+    // §8.5.2.1.2: headlines go to every non-negative resource.
+    let targets: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| r.available && r.priority >= 0 && (ty == "headline" || Some(r.priority) == top))
+        .collect();
     match ty.as_str() {
         "groupchat" => Err(StanzaError::service_unavailable()),
         "error" if targets.is_empty() => Ok(()),
         "headline" if targets.is_empty() => Ok(()),
         _ if !targets.is_empty() => {
-            // §8.5.2.1.1 (b): every non-negative available resource.
             let delivered: Vec<&str> = targets.iter().map(|r| r.resource.as_str()).collect();
             if super::carbons::eligible(&msg) {
                 super::carbons::copy(server, &bare, &msg, "received", &delivered);

@@ -123,12 +123,17 @@ pub async fn iq(session: &mut Session, iq: &Element, set: bool) {
     if stored.is_err() || server.store.flush().await.is_err() {
         return session.bounce(iq, StanzaError::internal_server_error());
     }
-    if outcome.presence == PresenceToPeer::Unavailable {
-        send_presence(&server, &user, &contact, false);
-    }
     let mut queue = VecDeque::new();
     for kind in &outcome.send_to_peer {
-        queue.push_back(Pending { to: contact.clone(), from: session.bare_str(), kind: *kind, stanza: None });
+        queue.push_back(Step::Subscription(Pending {
+            to: contact.clone(),
+            from: session.bare_str(),
+            kind: *kind,
+            stanza: None,
+        }));
+    }
+    if outcome.presence == PresenceToPeer::Unavailable {
+        queue.push_back(Step::Presence { user: user.clone(), contact: contact.clone(), available: false });
     }
     session.send(super::iq::reply_to(session, iq, None));
     push(&server, &user, outcome.push_element(), ver);
@@ -152,6 +157,13 @@ fn roster_error(e: &roster::RosterError) -> StanzaError {
         _ => ErrorType::Modify,
     };
     base.with_type(kind).with_text(e.to_string())
+}
+
+/// What remains to do after a subscription change, in order: a stanza to process at a
+/// local account's server side, or presence to send from one account to a contact.
+enum Step {
+    Subscription(Pending),
+    Presence { user: String, contact: String, available: bool },
 }
 
 /// A subscription stanza on its way to a local account's server side.
@@ -192,9 +204,10 @@ pub async fn outbound(session: &mut Session, presence: Element, kind: Subscripti
     run_inbound(&server, queue).await;
 }
 
-/// Carry out an outcome for local `user` and peer `contact`. Returns the subscription
-/// stanzas that now travel to other local accounts.
-async fn apply(server: &Server, user: &str, contact: &str, o: &Outcome, p: &Pending) -> VecDeque<Pending> {
+/// Carry out an outcome for local `user` and peer `contact`: storage and roster push at
+/// once; what travels to others is returned as steps, in the order RFC 6121 gives them
+/// (the stanza, the server's auto-reply, then the presence it implies).
+async fn apply(server: &Server, user: &str, contact: &str, o: &Outcome, p: &Pending) -> VecDeque<Step> {
     let key = pair_key(user, contact);
     let mut out = VecDeque::new();
     match o.item {
@@ -233,14 +246,14 @@ async fn apply(server: &Server, user: &str, contact: &str, o: &Outcome, p: &Pend
         tracing::error!("storing a subscription change: {e}");
     }
     let me = format!("{user}@{}", server.domain());
-    if o.presence == PresenceToPeer::Unavailable {
-        send_presence(server, user, contact, false);
-    }
     match o.forward {
         Forward::Drop => {}
-        Forward::Route => {
-            out.push_back(Pending { to: contact.to_string(), from: me.clone(), kind: p.kind, stanza: p.stanza.clone() })
-        }
+        Forward::Route => out.push_back(Step::Subscription(Pending {
+            to: contact.to_string(),
+            from: me.clone(),
+            kind: p.kind,
+            stanza: p.stanza.clone(),
+        })),
         Forward::Deliver => {
             let el = subscription_stanza(p);
             // RFC 6121 §3.1.3: a request goes to available resources; §3.1.6, §3.2.3,
@@ -255,10 +268,15 @@ async fn apply(server: &Server, user: &str, contact: &str, o: &Outcome, p: &Pend
         }
     }
     if let Some(kind) = o.auto_reply {
-        out.push_back(Pending { to: contact.to_string(), from: me.clone(), kind, stanza: None });
+        out.push_back(Step::Subscription(Pending { to: contact.to_string(), from: me.clone(), kind, stanza: None }));
     }
-    if o.presence == PresenceToPeer::Available {
-        send_presence(server, user, contact, true);
+    match o.presence {
+        PresenceToPeer::Nothing => {}
+        PresenceToPeer::Available | PresenceToPeer::Unavailable => out.push_back(Step::Presence {
+            user: user.to_string(),
+            contact: contact.to_string(),
+            available: o.presence == PresenceToPeer::Available,
+        }),
     }
     if let (Some(ver), true) = (ver, o.roster_push) {
         let item = match load_item(server, user, contact) {
@@ -273,15 +291,23 @@ async fn apply(server: &Server, user: &str, contact: &str, o: &Outcome, p: &Pend
     out
 }
 
-/// Deliver subscription stanzas to local accounts, running the inbound rules for each.
-async fn run_inbound(server: &Server, mut queue: VecDeque<Pending>) {
+/// Carry out the steps in order: subscription stanzas run the inbound rules at their
+/// (local) recipient, whose own steps join the queue.
+async fn run_inbound(server: &Server, mut queue: VecDeque<Step>) {
     // Each hop can cause at most an auto-reply back; a small bound guards the loop anyway.
-    let mut budget = 16;
-    while let Some(p) = queue.pop_front() {
+    let mut budget = 32;
+    while let Some(step) = queue.pop_front() {
         budget -= 1;
         if budget == 0 {
             break;
         }
+        let p = match step {
+            Step::Subscription(p) => p,
+            Step::Presence { user, contact, available } => {
+                send_presence(server, &user, &contact, available);
+                continue;
+            }
+        };
         let Ok(to) = BareJid::new(&p.to) else { continue };
         if to.domain().as_str() != server.domain() {
             continue; // No federation yet: the stanza cannot leave this server.
@@ -291,12 +317,7 @@ async fn run_inbound(server: &Server, mut queue: VecDeque<Pending>) {
         if !crate::accounts::exists(&server.store, &user) {
             // RFC 6121 §3.1.3: a request to a non-existent account is denied.
             if p.kind == SubscriptionKind::Subscribe {
-                queue.push_back(Pending {
-                    to: p.from.clone(),
-                    from: p.to.clone(),
-                    kind: SubscriptionKind::Unsubscribed,
-                    stanza: None,
-                });
+                queue.push_back(Step::Subscription(Pending { to: p.from.clone(), from: p.to.clone(), kind: SubscriptionKind::Unsubscribed, stanza: None }));
             }
             continue;
         }

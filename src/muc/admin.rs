@@ -68,7 +68,8 @@ impl Room {
         for item in query.children().filter(|c| c.is("item", ns::MUC_ADMIN)) {
             let reason = item.get_child("reason", ns::MUC_ADMIN).map(|r| r.text());
             if let Some(a) = item.attr("affiliation") {
-                let new = Affiliation::parse(a).ok_or_else(|| StanzaError::bad_request().with_text("unknown affiliation"))?;
+                let new =
+                    Affiliation::parse(a).ok_or_else(|| StanzaError::bad_request().with_text("unknown affiliation"))?;
                 let bare = match (item.attr("jid"), item.attr("nick")) {
                     (Some(j), _) => BareJid::new(j)
                         .or_else(|_| jid::Jid::new(j).map(|j| j.to_bare()))
@@ -85,7 +86,9 @@ impl Room {
                 changes.push(Change::Affiliation { bare, affiliation: new, reason });
             } else if let Some(r) = item.attr("role") {
                 let role = Role::parse(r).ok_or_else(|| StanzaError::bad_request().with_text("unknown role"))?;
-                let nick = item.attr("nick").ok_or_else(|| StanzaError::bad_request().with_text("a role change names a nick"))?;
+                let nick = item
+                    .attr("nick")
+                    .ok_or_else(|| StanzaError::bad_request().with_text("a role change names a nick"))?;
                 let target = self
                     .occupants
                     .get(nick)
@@ -125,7 +128,14 @@ impl Room {
     }
 
     /// Give occupant `nick` a role; `Role::None` kicks it (§8.2, status 307).
-    pub(super) fn apply_role(&mut self, nick: &str, role: Role, actor: Option<String>, reason: Option<String>, out: &mut Output) {
+    pub(super) fn apply_role(
+        &mut self,
+        nick: &str,
+        role: Role,
+        actor: Option<String>,
+        reason: Option<String>,
+        out: &mut Output,
+    ) {
         let extra = ItemExtra { nick: None, actor, reason };
         if role == Role::None {
             return self.remove_occupant(nick, &[307], &extra, out);
@@ -133,7 +143,7 @@ impl Room {
         if let Some(o) = self.occupants.get_mut(nick) {
             o.role = role;
         }
-        self.broadcast_presence(nick, false, &[], &extra, None, None, out);
+        self.broadcast_presence(nick, false, &[], &extra, None, out);
     }
 
     /// Change a JID's affiliation and what it means for it if present (§9.1 ban: 301,
@@ -162,7 +172,7 @@ impl Room {
                     // Keep voice granted by a moderator when the affiliation does not decide.
                     o.role = if o.role == Role::Participant && role == Role::Visitor { o.role } else { role };
                 }
-                self.broadcast_presence(&nick, false, &[], &extra, None, None, out);
+                self.broadcast_presence(&nick, false, &[], &extra, None, out);
             }
         }
     }

@@ -165,11 +165,14 @@ fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Elem
     let parse_id = |s: String| u64::from_str_radix(s.trim(), 16).map_err(|_| StanzaError::item_not_found());
     let after = rsm_text("after").or_else(|| field("after-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
     let before_el = rsm_text("before");
-    let before = before_el.clone().or_else(|| field("before-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
+    let before =
+        before_el.clone().or_else(|| field("before-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
     let backwards = before_el.is_some() && after.is_none();
 
-    let all: Vec<(Vec<u8>, Archived)> =
-        store.muc_archive.scan(&pair_prefix(room.node().map(|n| n.as_str()).unwrap_or(""))).map_err(|_| StanzaError::internal_server_error())?;
+    let all: Vec<(Vec<u8>, Archived)> = store
+        .muc_archive
+        .scan(&pair_prefix(room.node().map(|n| n.as_str()).unwrap_or("")))
+        .map_err(|_| StanzaError::internal_server_error())?;
     for id in [after, before].into_iter().flatten() {
         if !all.iter().any(|(_, a)| a.id == id) {
             return Err(StanzaError::item_not_found().with_text("no message with that id in the archive"));
@@ -188,8 +191,11 @@ fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Elem
         })
         .collect();
     let count = matching.len();
-    let window: Vec<&Archived> =
-        matching.iter().copied().filter(|a| after.is_none_or(|x| a.id > x) && before.is_none_or(|x| a.id < x)).collect();
+    let window: Vec<&Archived> = matching
+        .iter()
+        .copied()
+        .filter(|a| after.is_none_or(|x| a.id > x) && before.is_none_or(|x| a.id < x))
+        .collect();
     let (page, complete) = if backwards {
         let skip = window.len().saturating_sub(max);
         (&window[skip..], skip == 0)
@@ -221,7 +227,12 @@ fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Elem
     let mut set = Element::builder("set", ns::RSM);
     if let (Some(f), Some(l)) = (page.first(), page.last()) {
         set = set
-            .append(Element::builder("first", ns::RSM).a("index", first_index.to_string()).append(format!("{:016x}", f.id)).build())
+            .append(
+                Element::builder("first", ns::RSM)
+                    .a("index", first_index.to_string())
+                    .append(format!("{:016x}", f.id))
+                    .build(),
+            )
             .append(Element::builder("last", ns::RSM).append(format!("{:016x}", l.id)).build());
     }
     set = set.append(Element::builder("count", ns::RSM).append(count.to_string()).build());

@@ -30,7 +30,11 @@ impl Room {
 
     fn groupchat(&mut self, from: &FullJid, msg: Element, now_ms: u64, out: &mut Output) {
         let Some(sender) = self.occupant_of(from) else {
-            return self.error(&msg, StanzaError::not_acceptable().with_text("join the room before sending to it"), out);
+            return self.error(
+                &msg,
+                StanzaError::not_acceptable().with_text("join the room before sending to it"),
+                out,
+            );
         };
         let (nick, role, bare, occupant_id) =
             (sender.nick.clone(), sender.role, sender.bare.to_string(), sender.occupant_id.clone());
@@ -50,9 +54,7 @@ impl Room {
         }
         let id = (self.ids)();
         let stanza_id = format!("{id:016x}");
-        let mut b = Element::builder("message", xns::CLIENT)
-            .a("from", self.occupant_jid(&nick))
-            .a("type", "groupchat");
+        let mut b = Element::builder("message", xns::CLIENT).a("from", self.occupant_jid(&nick)).a("type", "groupchat");
         if let Some(i) = msg.attr("id") {
             b = b.a("id", i);
         }
@@ -78,7 +80,7 @@ impl Room {
             return; // Chat states and receipts are not history.
         }
         self.history.push(m.clone(), now_ms);
-        if self.config.archiving {
+        if self.archiving() {
             out.archive.push(Archived {
                 id,
                 at_ms: now_ms,
@@ -100,11 +102,8 @@ impl Room {
 
     /// The subject as sent on join and on change (§8.1): always present, empty if unset.
     pub(super) fn subject_message(&self) -> Element {
-        let from = if self.subject.nick.is_empty() {
-            self.jid.to_string()
-        } else {
-            self.occupant_jid(&self.subject.nick)
-        };
+        let from =
+            if self.subject.nick.is_empty() { self.jid.to_string() } else { self.occupant_jid(&self.subject.nick) };
         Element::builder("message", xns::CLIENT)
             .a("from", from)
             .a("type", "groupchat")
@@ -116,7 +115,11 @@ impl Room {
     /// §7.5: to one occupant, from our occupant JID; permitted by `allowpm`.
     fn private_message(&mut self, from: &FullJid, nick: &str, msg: Element, out: &mut Output) {
         let Some(sender) = self.occupant_of(from) else {
-            return self.error(&msg, StanzaError::not_acceptable().with_text("join the room to send private messages"), out);
+            return self.error(
+                &msg,
+                StanzaError::not_acceptable().with_text("join the room to send private messages"),
+                out,
+            );
         };
         let allowed = match self.config.allow_pm {
             AllowPm::Anyone => true,
@@ -125,7 +128,11 @@ impl Room {
             AllowPm::None => false,
         };
         if !allowed {
-            return self.error(&msg, StanzaError::not_allowed().with_text("private messages are not allowed here"), out);
+            return self.error(
+                &msg,
+                StanzaError::not_allowed().with_text("private messages are not allowed here"),
+                out,
+            );
         }
         let Some(target) = self.occupants.get(nick) else {
             return self.error(&msg, StanzaError::item_not_found().with_text("no occupant with that nick"), out);

@@ -103,11 +103,7 @@ impl RoomConfig {
                 if self.whois_anyone { "anyone" } else { "moderators" },
                 &[("moderators", "Moderators only"), ("anyone", "Anyone")],
             ),
-            Field::boolean(
-                "muc#roomconfig_passwordprotectedroom",
-                "Password protected",
-                !self.password.is_empty(),
-            ),
+            Field::boolean("muc#roomconfig_passwordprotectedroom", "Password protected", !self.password.is_empty()),
             Field::private("muc#roomconfig_roomsecret", "Password", &self.password),
             Field::boolean("muc#roomconfig_allowinvites", "Occupants may invite others", self.allow_invites),
             Field::list(

@@ -34,7 +34,7 @@ pub fn room_features(room: &Room) -> Vec<&'static str> {
         xns::REGISTER,
         xns::PING,
     ];
-    if c.archiving {
+    if room.archiving() {
         f.push(ns::MAM);
     }
     f.sort_unstable();
@@ -76,9 +76,17 @@ impl Room {
                 Field::value("muc#roominfo_description", "Description", &c.description),
                 Field::value("muc#roominfo_occupants", "Occupants", &self.occupants.len().to_string()),
                 Field::value("muc#roominfo_subject", "Subject", &self.subject.text),
-                Field::value("muc#roominfo_subjectmod", "Occupants may change the subject", if c.change_subject { "1" } else { "0" }),
+                Field::value(
+                    "muc#roominfo_subjectmod",
+                    "Occupants may change the subject",
+                    if c.change_subject { "1" } else { "0" },
+                ),
                 Field::value("muc#roominfo_lang", "Language", &c.lang),
-                Field::value("muc#roomconfig_allowinvites", "Occupants may invite", if c.allow_invites { "1" } else { "0" }),
+                Field::value(
+                    "muc#roomconfig_allowinvites",
+                    "Occupants may invite",
+                    if c.allow_invites { "1" } else { "0" },
+                ),
                 Field::value("muc#maxhistoryfetch", "Messages sent on join", &c.history_length.to_string()),
             ],
         );

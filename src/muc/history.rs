@@ -50,6 +50,10 @@ impl History {
         History { entries: VecDeque::new(), capacity }
     }
 
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -170,7 +174,9 @@ mod tests {
     use super::*;
 
     fn msg(i: usize) -> Element {
-        Element::builder("message", xns::CLIENT).append(Element::builder("body", xns::CLIENT).append(i.to_string()).build()).build()
+        Element::builder("message", xns::CLIENT)
+            .append(Element::builder("body", xns::CLIENT).append(i.to_string()).build())
+            .build()
     }
 
     #[test]
@@ -188,7 +194,8 @@ mod tests {
             h.push(msg(i), i as u64 * 1000);
         }
         assert_eq!(h.len(), 5);
-        let body = |v: Vec<Element>| v.iter().map(|m| m.get_child("body", xns::CLIENT).unwrap().text()).collect::<Vec<_>>();
+        let body =
+            |v: Vec<Element>| v.iter().map(|m| m.get_child("body", xns::CLIENT).unwrap().text()).collect::<Vec<_>>();
         assert_eq!(body(h.select(&Request::default(), 8000, "r@c")), ["3", "4", "5", "6", "7"]);
         let two = Request { maxstanzas: Some(2), ..Default::default() };
         assert_eq!(body(h.select(&two, 8000, "r@c")), ["6", "7"]);

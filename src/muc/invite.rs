@@ -37,7 +37,10 @@ impl Room {
         }
         for (to, reason) in invitees {
             // §9.? : in a members-only room an admin's invitation makes the invitee a member.
-            if self.config.members_only && affiliation.is_admin() && self.affiliation(to.to_bare().as_str()) == Affiliation::None {
+            if self.config.members_only
+                && affiliation.is_admin()
+                && self.affiliation(to.to_bare().as_str()) == Affiliation::None
+            {
                 self.apply_affiliation(to.to_bare().as_str(), Affiliation::Member, Some(nick.clone()), None, out);
             }
             let mut invite = Element::builder("invite", ns::MUC_USER).a("from", from.to_bare().as_str());
@@ -53,10 +56,7 @@ impl Room {
             if let Some(id) = msg.attr("id") {
                 m = m.a("id", id);
             }
-            let m = m
-                .append(x.build())
-                .append(Element::builder("body", xns::CLIENT).append(body).build())
-                .build();
+            let m = m.append(x.build()).append(Element::builder("body", xns::CLIENT).append(body).build()).build();
             out.send(&to, m);
         }
     }

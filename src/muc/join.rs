@@ -30,32 +30,34 @@ impl Room {
                 let current = self.by_session.get(from.as_str()).cloned();
                 match current {
                     None => self.join(from, nick, presence, now_ms, out),
-                    Some(cur) if cur != nick => self.change_nick(from, cur, nick, presence, out),
+                    Some(cur) if cur != nick && self.reserved_nick(from.to_bare().as_str()) != Some(cur.as_str()) => {
+                        self.change_nick(cur, nick, presence, out)
+                    }
                     Some(_) if presence.has_child("x", ns::MUC) => self.resync(&from, &presence, now_ms, out),
                     Some(cur) => self.update_presence(&cur, &presence, out),
                 }
             }
-            (Some("unavailable"), Some(nick)) => {
-                // A stale unavailable to an old nick (sent on disconnect) is not a leave.
-                if self.by_session.get(from.as_str()) == Some(&nick) {
-                    let status = presence_payload(&presence);
-                    self.leave(&from, status, out);
-                }
+            // Any unavailable from a joined session is its exit: the nick it names may be
+            // the one it asked for before the room assigned another (210) or an old one.
+            (Some("unavailable"), Some(_)) if self.by_session.contains_key(from.as_str()) => {
+                let status = presence_payload(&presence);
+                self.leave(&from, status, out);
             }
             // An error in answer to something the room sent: the client is gone (§7.2.3
             // "ghost" occupants); treat it as leaving.
-            (Some("error"), _) => {
-                if self.by_session.contains_key(from.as_str()) {
-                    self.leave(&from, Vec::new(), out);
-                }
+            (Some("error"), _) if self.by_session.contains_key(from.as_str()) => {
+                self.leave(&from, Vec::new(), out);
             }
             _ => {}
         }
     }
 
     /// §7.2: the checks, in the order the XEP's error examples give, then the broadcast.
-    fn join(&mut self, from: FullJid, nick: String, presence: Element, now_ms: u64, out: &mut Output) {
+    fn join(&mut self, from: FullJid, asked: String, presence: Element, now_ms: u64, out: &mut Output) {
         let bare = from.to_bare();
+        // §7.2.9: an account with a registered nick enters under it, told so by 210.
+        let nick = self.reserved_nick(bare.as_str()).map(str::to_string).unwrap_or_else(|| asked.clone());
+        let mut codes: Vec<u16> = if nick != asked { vec![210] } else { Vec::new() };
         let muc_x = presence.get_child("x", ns::MUC);
         let creating = !self.created;
         if creating {
@@ -70,10 +72,7 @@ impl Room {
             refuse(StanzaError::item_not_found().with_text("the room is locked until its owner configures it"))
         } else if affiliation == Affiliation::Outcast {
             refuse(StanzaError::forbidden().with_text("you are banned from this room"))
-        } else if self
-            .occupants
-            .get(&nick)
-            .is_some_and(|o| o.bare != bare)
+        } else if self.occupants.get(&nick).is_some_and(|o| o.bare != bare)
             || self.reserved_by_other(&nick, bare.as_str())
         {
             refuse(StanzaError::conflict().with_text("that nickname is in use or reserved"))
@@ -86,7 +85,11 @@ impl Room {
         {
             refuse(StanzaError::not_authorized().with_text("a password is required to enter"))
         } else if !self.occupants.contains_key(&nick) && affiliation < Affiliation::Admin && self.is_full() {
-            refuse(StanzaError::service_unavailable().with_type(crate::error::ErrorType::Wait).with_text("the room is full"))
+            refuse(
+                StanzaError::service_unavailable()
+                    .with_type(crate::error::ErrorType::Wait)
+                    .with_text("the room is full"),
+            )
         } else {
             Ok(())
         };
@@ -98,7 +101,7 @@ impl Room {
             // Another session of the same account joins under the same nick.
             occ.sessions.push(from.clone());
             self.by_session.insert(from.to_string(), nick.clone());
-            return self.send_state(&from, &nick, &history, &[], now_ms, out);
+            return self.send_state(&from, &nick, &history, &codes, now_ms, out);
         }
         let occupant = Occupant {
             nick: nick.clone(),
@@ -112,9 +115,11 @@ impl Room {
         self.occupants.insert(nick.clone(), occupant);
         self.by_session.insert(from.to_string(), nick.clone());
         // Existing occupants learn of the newcomer (one presence each: O(n)).
-        self.broadcast_presence(&nick, false, &[], &ItemExtra::default(), None, Some(&from), out);
-        let created: &[u16] = if creating { &[201] } else { &[] };
-        self.send_state(&from, &nick, &history, created, now_ms, out);
+        self.broadcast_presence(&nick, false, &[], &ItemExtra::default(), Some(&from), out);
+        if creating {
+            codes.push(201);
+        }
+        self.send_state(&from, &nick, &history, &codes, now_ms, out);
     }
 
     fn is_full(&self) -> bool {
@@ -128,7 +133,15 @@ impl Room {
 
     /// What a joining session gets (§7.2.3–§7.2.16): everyone's presence, its own with the
     /// status codes, the history, then the subject.
-    fn send_state(&self, to: &FullJid, nick: &str, history: &Request, extra_codes: &[u16], now_ms: u64, out: &mut Output) {
+    fn send_state(
+        &self,
+        to: &FullJid,
+        nick: &str,
+        history: &Request,
+        extra_codes: &[u16],
+        now_ms: u64,
+        out: &mut Output,
+    ) {
         let dest = Jid::from(to.clone());
         let sees = self.config.whois_anyone || self.occupants.get(nick).is_some_and(|o| o.role == Role::Moderator);
         let none = ItemExtra::default();
@@ -141,7 +154,7 @@ impl Room {
         if self.config.whois_anyone {
             codes.push(100);
         }
-        if self.config.archiving {
+        if self.archiving() {
             codes.push(170);
         }
         codes.extend_from_slice(extra_codes);
@@ -173,20 +186,24 @@ impl Room {
         if let Some(o) = self.occupants.get_mut(nick) {
             o.presence = presence_payload(presence);
         }
-        self.broadcast_presence(nick, false, &[], &ItemExtra::default(), None, None, out);
+        self.broadcast_presence(nick, false, &[], &ItemExtra::default(), None, out);
     }
 
     /// §7.6: unavailable with 303 and the new nick, then available under the new nick.
-    fn change_nick(&mut self, from: FullJid, old: String, new: String, presence: Element, out: &mut Output) {
+    fn change_nick(&mut self, old: String, new: String, presence: Element, out: &mut Output) {
         let Some(occ) = self.occupants.get(&old) else {
             return;
         };
         let bare = occ.bare.to_string();
         if self.occupants.contains_key(&new) || self.reserved_by_other(&new, &bare) {
-            return self.error(&presence, StanzaError::conflict().with_text("that nickname is in use or reserved"), out);
+            return self.error(
+                &presence,
+                StanzaError::conflict().with_text("that nickname is in use or reserved"),
+                out,
+            );
         }
         let extra = ItemExtra { nick: Some(new.clone()), ..Default::default() };
-        self.broadcast_presence(&old, true, &[303], &extra, None, None, out);
+        self.broadcast_presence(&old, true, &[303], &extra, None, out);
         let Some(mut occ) = self.occupants.remove(&old) else {
             return;
         };
@@ -196,8 +213,7 @@ impl Room {
             self.by_session.insert(s.to_string(), new.clone());
         }
         self.occupants.insert(new.clone(), occ);
-        self.broadcast_presence(&new, false, &[], &ItemExtra::default(), None, None, out);
-        let _ = from;
+        self.broadcast_presence(&new, false, &[], &ItemExtra::default(), None, out);
     }
 
     /// One session leaves; the occupant leaves with its last session (§7.14).
@@ -225,7 +241,7 @@ impl Room {
 
     /// Broadcast an occupant's unavailable (with `codes`, e.g. 307 kicked) and forget it.
     pub(super) fn remove_occupant(&mut self, nick: &str, codes: &[u16], extra: &ItemExtra, out: &mut Output) {
-        self.broadcast_presence(nick, true, codes, extra, None, None, out);
+        self.broadcast_presence(nick, true, codes, extra, None, out);
         if let Some(occ) = self.occupants.remove(nick) {
             for s in &occ.sessions {
                 self.by_session.remove(s.as_str());
@@ -242,7 +258,6 @@ impl Room {
         unavailable: bool,
         codes: &[u16],
         extra: &ItemExtra,
-        destroy: Option<&Element>,
         skip: Option<&FullJid>,
         out: &mut Output,
     ) {
@@ -250,10 +265,10 @@ impl Room {
             return;
         };
         let from = self.occupant_jid(nick);
-        let spec = PresenceSpec { from: &from, unavailable, codes, extra, destroy };
+        let spec = PresenceSpec { from: &from, unavailable, codes, extra, destroy: None };
         let mut self_codes = vec![110];
         self_codes.extend_from_slice(codes);
-        let self_spec = PresenceSpec { from: &from, unavailable, codes: &self_codes, extra, destroy };
+        let self_spec = PresenceSpec { from: &from, unavailable, codes: &self_codes, extra, destroy: None };
         let plain = subject.presence(&spec, false);
         let with_jid = subject.presence(&spec, true);
         let own = subject.presence(&self_spec, true);

@@ -17,7 +17,13 @@ use crate::xml::{ns as xns, AttrExt};
 
 impl Room {
     /// `<moderate id='…' xmlns='urn:xmpp:message-moderate:1'><retract/><reason/></moderate>`.
-    pub(super) fn moderate(&mut self, from: &FullJid, m: &Element, now_ms: u64, out: &mut Output) -> Result<(), StanzaError> {
+    pub(super) fn moderate(
+        &mut self,
+        from: &FullJid,
+        m: &Element,
+        now_ms: u64,
+        out: &mut Output,
+    ) -> Result<(), StanzaError> {
         if !m.has_child("retract", ns::RETRACT) {
             return Err(StanzaError::bad_request().with_text("only retraction is supported"));
         }
@@ -27,7 +33,13 @@ impl Room {
     }
 
     /// The earlier form: `<apply-to id='…' xmlns='urn:xmpp:fasten:0'><moderate xmlns=':0'>…`.
-    pub(super) fn moderate_legacy(&mut self, from: &FullJid, a: &Element, now_ms: u64, out: &mut Output) -> Result<(), StanzaError> {
+    pub(super) fn moderate_legacy(
+        &mut self,
+        from: &FullJid,
+        a: &Element,
+        now_ms: u64,
+        out: &mut Output,
+    ) -> Result<(), StanzaError> {
         let Some(m) = a.get_child("moderate", ns::MODERATE_0) else {
             return Err(StanzaError::service_unavailable());
         };
@@ -50,9 +62,11 @@ impl Room {
         let Some(moderator) = self.occupant_of(from).filter(|o| o.role == Role::Moderator) else {
             return Err(StanzaError::forbidden().with_text("only moderators moderate messages"));
         };
-        let key = u64::from_str_radix(id, 16).map_err(|_| StanzaError::item_not_found().with_text("no such message"))?;
+        let key =
+            u64::from_str_radix(id, 16).map_err(|_| StanzaError::item_not_found().with_text("no such message"))?;
         let by = self.occupant_jid(&moderator.nick);
-        let (mod_nick, mod_oid, mod_bare) = (moderator.nick.clone(), moderator.occupant_id.clone(), moderator.bare.to_string());
+        let (mod_nick, mod_oid, mod_bare) =
+            (moderator.nick.clone(), moderator.occupant_id.clone(), moderator.bare.to_string());
         let r = reason.as_deref();
         self.history.replace(id, |orig| Some(tombstone_of(orig, Some(&by), r)));
         out.tombstones.push(Tombstone { id: key, author: None, by: Some(by.clone()), reason: reason.clone() });
@@ -62,7 +76,9 @@ impl Room {
                 .append(Element::builder("occupant-id", ns::OCCUPANT_ID).a("id", mod_oid.as_str()).build())
                 .build(),
         );
-        let mut legacy_mod = Element::builder("moderated", ns::MODERATE_0).a("by", by.as_str()).append(Element::bare("retract", ns::RETRACT_0));
+        let mut legacy_mod = Element::builder("moderated", ns::MODERATE_0)
+            .a("by", by.as_str())
+            .append(Element::bare("retract", ns::RETRACT_0));
         if let Some(r) = &reason {
             retract = retract.append(Element::builder("reason", ns::RETRACT).append(r.as_str()).build());
             legacy_mod = legacy_mod.append(Element::builder("reason", ns::MODERATE_0).append(r.as_str()).build());
@@ -75,10 +91,12 @@ impl Room {
             .a("id", format!("retract-{id}"))
             .append(retract.build())
             .append(Element::builder("apply-to", ns::FASTEN).a("id", id).append(legacy_mod.build()).build())
-            .append(Element::builder("stanza-id", ns::SID).a("id", stanza_id.as_str()).a("by", self.jid.as_str()).build())
+            .append(
+                Element::builder("stanza-id", ns::SID).a("id", stanza_id.as_str()).a("by", self.jid.as_str()).build(),
+            )
             .build();
         self.to_all(&msg, out);
-        if self.config.archiving {
+        if self.archiving() {
             out.archive.push(Archived {
                 id: seq,
                 at_ms: now_ms,

@@ -87,8 +87,10 @@ pub fn presence_payload(presence: &Element) -> Vec<Element> {
     presence
         .children()
         .filter(|c| {
-            !(c.is("x", ns::MUC) || c.is("x", ns::MUC_USER) || c.is("occupant-id", ns::OCCUPANT_ID))
-                && !c.is("error", xns::CLIENT)
+            !(c.is("x", ns::MUC)
+                || c.is("x", ns::MUC_USER)
+                || c.is("occupant-id", ns::OCCUPANT_ID)
+                || c.is("error", xns::CLIENT))
         })
         .cloned()
         .collect()

@@ -22,11 +22,8 @@ impl Room {
 
     pub(super) fn owner_get(&self, from: &FullJid) -> Result<Option<Element>, StanzaError> {
         self.require_owner(from)?;
-        let form = self.config.to_form(
-            &self.owners(),
-            &self.with_affiliation(Affiliation::Admin),
-            self.limits.max_history,
-        );
+        let form =
+            self.config.to_form(&self.owners(), &self.with_affiliation(Affiliation::Admin), self.limits.max_history);
         Ok(Some(Element::builder("query", ns::MUC_OWNER).append(form).build()))
     }
 
@@ -69,8 +66,12 @@ impl Room {
         out.save = true;
         if self.config.members_only && !was_members_only {
             // §9.3 note: non-members leave a room that becomes members-only (322).
-            let outsiders: Vec<String> =
-                self.occupants.values().filter(|o| o.affiliation < Affiliation::Member).map(|o| o.nick.clone()).collect();
+            let outsiders: Vec<String> = self
+                .occupants
+                .values()
+                .filter(|o| o.affiliation < Affiliation::Member)
+                .map(|o| o.nick.clone())
+                .collect();
             for nick in outsiders {
                 self.remove_occupant(&nick, &[322], &ItemExtra::default(), out);
             }
@@ -101,7 +102,8 @@ impl Room {
         }
         for occ in self.occupants.values() {
             let from = self.occupant_jid(&occ.nick);
-            let spec = PresenceSpec { from: &from, unavailable: true, codes: &[110], extra: &extra, destroy: Some(&destroy) };
+            let spec =
+                PresenceSpec { from: &from, unavailable: true, codes: &[110], extra: &extra, destroy: Some(&destroy) };
             let p = occ.presence(&spec, true);
             for s in &occ.sessions {
                 out.send(&Jid::from(s.clone()), p.clone());
@@ -121,7 +123,8 @@ impl Room {
         let extra = ItemExtra::default();
         for occ in self.occupants.values() {
             let from = self.occupant_jid(&occ.nick);
-            let spec = PresenceSpec { from: &from, unavailable: true, codes: &[110, 332], extra: &extra, destroy: None };
+            let spec =
+                PresenceSpec { from: &from, unavailable: true, codes: &[110, 332], extra: &extra, destroy: None };
             let p = occ.presence(&spec, true);
             for s in &occ.sessions {
                 out.send(&Jid::from(s.clone()), p.clone());

@@ -25,9 +25,9 @@ impl Room {
         }
         let mut q = Element::builder("query", xns::REGISTER);
         if let Some(nick) = self.reserved_nick(&bare) {
-            q = q.append(Element::bare("registered", xns::REGISTER)).append(
-                Element::builder("username", xns::REGISTER).append(nick).build(),
-            );
+            q = q
+                .append(Element::bare("registered", xns::REGISTER))
+                .append(Element::builder("username", xns::REGISTER).append(nick).build());
             return Ok(Some(q.build()));
         }
         if !self.config.allow_registration {
@@ -36,10 +36,7 @@ impl Room {
         let form = form::build(
             "form",
             Some("Register with the room"),
-            vec![
-                Field::hidden("FORM_TYPE", ns::MUC_REGISTER),
-                Field::text("muc#register_roomnick", "Nickname", ""),
-            ],
+            vec![Field::hidden("FORM_TYPE", ns::MUC_REGISTER), Field::text("muc#register_roomnick", "Nickname", "")],
         );
         Ok(Some(
             q.append(Element::builder("instructions", xns::REGISTER).append("Choose the nickname to reserve").build())
@@ -48,7 +45,12 @@ impl Room {
         ))
     }
 
-    pub(super) fn register_set(&mut self, from: &FullJid, query: &Element, out: &mut Output) -> Result<(), StanzaError> {
+    pub(super) fn register_set(
+        &mut self,
+        from: &FullJid,
+        query: &Element,
+        out: &mut Output,
+    ) -> Result<(), StanzaError> {
         let bare = from.to_bare().to_string();
         let current = self.affiliation(&bare);
         if current == Affiliation::Outcast {
@@ -85,7 +87,11 @@ impl Room {
         if current < Affiliation::Member {
             self.apply_affiliation(&bare, Affiliation::Member, None, None, out);
         }
-        let entry = self.affiliations.entry(bare).or_insert(AffEntry { affiliation: Affiliation::Member, nick: None, reason: None });
+        let entry = self.affiliations.entry(bare).or_insert(AffEntry {
+            affiliation: Affiliation::Member,
+            nick: None,
+            reason: None,
+        });
         entry.nick = Some(nick);
         out.save = true;
         Ok(())

@@ -34,7 +34,7 @@ pub struct Limits {
 
 /// A source of fresh, increasing ids (stanza-ids and archive keys). The shell gives sled's
 /// `generate_id`, tests a counter.
-pub type IdSource = Box<dyn FnMut() -> u64 + Send>;
+pub type IdSource = Box<dyn FnMut() -> u64 + Send + Sync>;
 
 /// What handling one or more stanzas asks the shell to do.
 #[derive(Default)]
@@ -110,13 +110,23 @@ impl Room {
 
     /// The durable part of the room.
     pub fn snapshot(&self) -> PersistedRoom {
-        PersistedRoom { config: self.config.clone(), affiliations: self.affiliations.clone(), subject: self.subject.clone() }
+        PersistedRoom {
+            config: self.config.clone(),
+            affiliations: self.affiliations.clone(),
+            subject: self.subject.clone(),
+        }
     }
 
     /// Nothing left to keep in memory: a temporary room with nobody in it (§10.1: it is
     /// destroyed when the last occupant leaves), or a room that was never created.
     pub fn is_finished(&self) -> bool {
         self.occupants.is_empty() && (!self.created || !self.config.persistent)
+    }
+
+    /// Messages are archived (XEP-0313) in persistent rooms that enable archiving; a
+    /// temporary room's history lives only as long as the room.
+    pub fn archiving(&self) -> bool {
+        self.config.archiving && self.config.persistent
     }
 
     pub fn node(&self) -> &str {
@@ -161,7 +171,8 @@ impl Room {
             Ok(Some(to)) => to.resource().map(|r| r.to_string()),
             _ => return,
         };
-        if !self.created && !(stanza.name() == "presence" && stanza.attr("type").is_none() && nick.is_some()) {
+        let joins = stanza.name() == "presence" && stanza.attr("type").is_none() && nick.is_some();
+        if !self.created && !joins {
             return self.error(&stanza, StanzaError::item_not_found().with_text("no such room"), out);
         }
         match stanza.name() {

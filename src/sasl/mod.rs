@@ -195,6 +195,19 @@ impl ServerSession {
         self.plain_pending.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
+    /// The verdict of an external backend (a directory) on [`Self::plain_password`]:
+    /// `Err` when the backend could not answer (temporary-auth-failure).
+    pub fn external_verdict(&mut self, verdict: Result<bool, String>) -> Step {
+        let step = match (self.plain_pending.take(), verdict) {
+            (Some((user, _)), Ok(true)) => Step::Success { username: user, additional: Vec::new() },
+            (Some((user, _)), Ok(false)) => Step::Failure { failure: Failure::NotAuthorized, username: Some(user) },
+            (Some((user, _)), Err(_)) => Step::Failure { failure: Failure::TemporaryAuthFailure, username: Some(user) },
+            (None, _) => Step::Failure { failure: Failure::MalformedRequest, username: None },
+        };
+        self.finish_if_done(&step);
+        step
+    }
+
     fn finish_if_done(&mut self, step: &Step) {
         if matches!(step, Step::Success { .. } | Step::Failure { .. }) {
             self.state = State::Done;

@@ -111,6 +111,9 @@ pub struct Account {
 pub struct Store {
     db: sled::Db,
     pub accounts: Table,
+    /// `user` → what the directory said at the last sign-in (`auth::DirectoryEntry`): users
+    /// of an external backend, who have no SCRAM keys in `accounts`.
+    pub directory_users: Table,
     /// `user \0 contact` → roster item.
     pub roster: Table,
     /// `user` → roster version counter.
@@ -125,6 +128,12 @@ pub struct Store {
     pub last_activity: Table,
     /// room localpart → invitation key version (u64); bumping it revokes the room's links.
     pub invite_keys: Table,
+    /// MUC: `room node` → persistent room (config, affiliations, subject).
+    pub muc_rooms: Table,
+    /// MUC: `room node \0 id(8 bytes BE)` → archived message (XEP-0313).
+    pub muc_archive: Table,
+    /// MUC: service-wide values (the occupant-id secret).
+    pub muc_meta: Table,
 }
 
 impl Store {
@@ -142,6 +151,7 @@ impl Store {
         let t = |name: &'static str| -> Result<Table> { Ok(Table { name, tree: db.open_tree(name)? }) };
         Ok(Store {
             accounts: t("accounts")?,
+            directory_users: t("directory_users")?,
             roster: t("roster")?,
             roster_versions: t("roster_versions")?,
             subscription_requests: t("subscription_requests")?,
@@ -149,6 +159,9 @@ impl Store {
             vcards: t("vcards")?,
             last_activity: t("last_activity")?,
             invite_keys: t("invite_keys")?,
+            muc_rooms: t("muc_rooms")?,
+            muc_archive: t("muc_archive")?,
+            muc_meta: t("muc_meta")?,
             db,
         })
     }
@@ -171,7 +184,7 @@ impl Store {
 
     /// Delete an account and everything it owns.
     pub fn remove_account(&self, user: &str) -> Result<bool> {
-        let existed = self.accounts.remove(user.as_bytes())?;
+        let existed = self.accounts.remove(user.as_bytes())? | self.directory_users.remove(user.as_bytes())?;
         let prefix = pair_prefix(user);
         self.roster.remove_prefix(&prefix)?;
         self.subscription_requests.remove_prefix(&prefix)?;

@@ -68,6 +68,9 @@ pub struct Framer {
     /// Bytes consumed by the current top-level element so far.
     stanza_bytes: usize,
     failed: Option<FrameError>,
+    /// The raw bytes of the stream header, to read its default namespace declaration
+    /// (the parser resolves namespaces and does not report declarations).
+    header_raw: Vec<u8>,
 }
 
 impl Framer {
@@ -80,6 +83,7 @@ impl Framer {
             in_stream: false,
             stanza_bytes: 0,
             failed: None,
+            header_raw: Vec::new(),
         }
     }
 
@@ -119,6 +123,9 @@ impl Framer {
             let before = input.len();
             let result = self.parser.parse(&mut input, false);
             let consumed = before - input.len();
+            if !self.in_stream && self.header_raw.len() < 4096 {
+                self.header_raw.extend_from_slice(&self.buf[..consumed]);
+            }
             self.buf.drain(..consumed);
             if !self.stack.is_empty() || consumed > 0 && self.in_stream {
                 self.stanza_bytes += consumed;
@@ -212,6 +219,9 @@ impl Framer {
                 map.insert(format!("xml:{}", attr_name), value.clone());
             }
         }
+        // The content namespace (RFC 6120 §4.8.2): reported as "xmlns", empty if undeclared.
+        map.insert("xmlns".into(), default_namespace(&self.header_raw).unwrap_or_default());
+        self.header_raw = Vec::new();
         Ok(FramerEvent::StreamOpen(map))
     }
 
@@ -232,6 +242,25 @@ impl Framer {
     pub fn limits(&self) -> Limits {
         self.limits
     }
+}
+
+/// The value of a default namespace declaration (`xmlns='...'`) in the last start tag of
+/// `raw` (the stream header, already checked well-formed by the parser).
+fn default_namespace(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let tag = &text[text.rfind("<stream")?..];
+    let mut rest = tag;
+    while let Some(i) = rest.find("xmlns") {
+        let after = rest[i + 5..].trim_start();
+        if let Some(value) = after.strip_prefix('=') {
+            let value = value.trim_start();
+            let quote = value.chars().next()?;
+            let end = value[1..].find(quote)?;
+            return Some(value[1..1 + end].to_string());
+        }
+        rest = &rest[i + 5..];
+    }
+    None
 }
 
 fn classify(err: rxml::Error) -> FrameError {
@@ -280,6 +309,7 @@ mod tests {
             FramerEvent::StreamOpen(attrs) => {
                 assert_eq!(attrs.get("to").map(String::as_str), Some("localhost"));
                 assert_eq!(attrs.get("xml:lang").map(String::as_str), Some("en"));
+                assert_eq!(attrs.get("xmlns").map(String::as_str), Some("jabber:client"));
             }
             other => panic!("{other:?}"),
         }

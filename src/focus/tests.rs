@@ -1,0 +1,292 @@
+//! The focus as a state machine: Jingle iqs in, SFU commands and stanzas out.
+
+use minidom::Element;
+
+use super::conference::{Conferences, FocusInfo, Output};
+use crate::jingle::{self, Action, Jingle, Media, Senders};
+use crate::sfu::{Codec, Command, Event, PayloadSpec, TrackSpec};
+
+fn focus() -> Conferences {
+    let info = FocusInfo {
+        domain: "focus.localhost".into(),
+        candidate: "192.0.2.1:10000".parse().unwrap(),
+        fingerprint: ("sha-256".into(), vec![1, 2, 3]),
+        max_participants: 3,
+    };
+    let mut n = 0u8;
+    Conferences::new(
+        info,
+        Box::new(move |b: &mut [u8]| {
+            b.iter_mut().for_each(|x| {
+                n = n.wrapping_add(1);
+                *x = n;
+            })
+        }),
+    )
+}
+
+fn iq(from: &str, to: &str, jingle: &str) -> Element {
+    format!(r#"<iq xmlns="jabber:client" type="set" id="i1" from="{from}" to="{to}">{jingle}</iq>"#).parse().unwrap()
+}
+
+/// The offer of tests in `jingle::tests`, with its sid and SSRCs made unique per participant.
+fn offer(sid: &str, base: u32) -> String {
+    jingle::tests::OFFER
+        .replace(r#"sid="s1""#, &format!(r#"sid="{sid}""#))
+        .replace("1111", &(base + 1).to_string())
+        .replace("2222", &(base + 2).to_string())
+        .replace("2223", &(base + 3).to_string())
+}
+
+fn sent(out: &[Output]) -> Vec<(String, String, Option<Jingle>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(el) => Some((
+                el.attr("to").unwrap_or_default().to_string(),
+                el.attr("type").unwrap_or_default().to_string(),
+                el.get_child("jingle", jingle::ns::JINGLE).map(|j| Jingle::parse(j).unwrap()),
+            )),
+            Output::Sfu(_) => None,
+        })
+        .collect()
+}
+
+fn commands(out: &[Output]) -> Vec<Command> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Sfu(c) => Some(c.clone()),
+            Output::Send(_) => None,
+        })
+        .collect()
+}
+
+const ALICE: &str = "alice@localhost/web";
+const BOB: &str = "bob@localhost/web";
+const CALL: &str = "standup@focus.localhost";
+
+#[test]
+fn session_initiate_joins_the_sfu_and_is_accepted() {
+    let mut f = focus();
+    let out = f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    let stanzas = sent(&out);
+    assert_eq!(stanzas[0].1, "result");
+    let cmds = commands(&out);
+    let Command::Join(spec) = &cmds[0] else { panic!("expected Join, got {cmds:?}") };
+    assert_eq!(spec.call, "standup");
+    assert_eq!((spec.remote_ufrag.as_str(), spec.remote_is_dtls_client), ("uf1", true));
+    assert_eq!(spec.remote_fingerprint, ("sha-256".to_string(), vec![0xAB, 0xCD, 0xEF, 1]));
+    assert_eq!(
+        spec.payloads,
+        vec![
+            PayloadSpec { pt: 111, rtx: None, codec: Codec::Opus },
+            PayloadSpec { pt: 96, rtx: Some(97), codec: Codec::Vp8 }
+        ],
+        "PCMU and H265 (and H265's RTX) are not forwarded"
+    );
+    assert_eq!(spec.extensions, vec![(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_string())]);
+    assert_eq!(
+        spec.tracks,
+        vec![
+            TrackSpec { mid: "0".into(), audio: true, ssrc: 1001, rtx: None },
+            TrackSpec { mid: "1".into(), audio: false, ssrc: 1002, rtx: Some(1003) }
+        ]
+    );
+    assert_eq!(spec.candidates, vec!["candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host"]);
+    // The session-accept: same contents, the focus only receives on them, its transport.
+    let (to, ty, Some(accept)) = &stanzas[1] else { panic!("no session-accept") };
+    assert_eq!((to.as_str(), ty.as_str()), (ALICE, "set"));
+    assert_eq!(accept.action, Some(Action::SessionAccept));
+    assert_eq!(accept.bundle, vec!["0", "1"]);
+    let video = &accept.contents[1];
+    assert_eq!(video.senders, Senders::Initiator);
+    let d = video.description.as_ref().unwrap();
+    assert_eq!(d.payload_types.iter().map(|p| p.id).collect::<Vec<_>>(), vec![96, 97]);
+    assert_eq!(d.payload_types[0].rtcp_fbs.len(), 2, "goog-lntf is dropped");
+    let t = video.transport.as_ref().unwrap();
+    assert_eq!(t.ufrag.as_ref().map(String::len), Some(6));
+    assert_eq!(t.fingerprint.as_ref().unwrap().setup, "passive");
+    assert_eq!(t.candidates[0].port, 10000);
+    assert_eq!(f.call_size("standup"), 1);
+}
+
+#[test]
+fn a_second_participant_gets_content_add_both_ways_and_accept_subscribes() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    let out = f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let adds: Vec<_> =
+        sent(&out).into_iter().filter(|s| s.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentAdd))).collect();
+    assert_eq!(adds.len(), 2);
+    let to_bob = adds.iter().find(|s| s.0 == BOB).and_then(|s| s.2.clone()).unwrap();
+    assert_eq!(to_bob.sid, "b");
+    assert_eq!(to_bob.users, vec!["xmpp:alice@localhost"]);
+    assert_eq!(to_bob.contents.len(), 2);
+    let video = &to_bob.contents[1];
+    assert_eq!((video.senders, video.creator), (Senders::Responder, jingle::Creator::Responder));
+    let d = video.description.as_ref().unwrap();
+    assert_eq!(d.media, Media::Video);
+    assert_eq!(d.sources.iter().map(|s| s.ssrc).collect::<Vec<_>>(), vec![1002, 1003]);
+    assert_eq!(d.ssrc_groups[0].ssrcs, vec![1002, 1003]);
+    assert!(d.sources[0].parameter("msid").is_some());
+    assert!(adds.iter().any(|s| s.0 == ALICE && s.2.as_ref().unwrap().sid == "a"));
+    // No forwarding before the client accepts.
+    assert!(!commands(&out).iter().any(|c| matches!(c, Command::Subscribe { .. })));
+    let names: String =
+        to_bob.contents.iter().map(|c| format!(r#"<content creator="responder" name="{}"/>"#, c.name)).collect();
+    let out = f.handle_iq(&iq(
+        BOB,
+        CALL,
+        &format!(r#"<jingle xmlns="urn:xmpp:jingle:1" action="content-accept" sid="b">{names}</jingle>"#),
+    ));
+    let subs: Vec<_> = commands(&out)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Subscribe { subscriber, publisher, ssrc, out_rtx, .. } => {
+                Some((subscriber, publisher, ssrc, out_rtx))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(subs, vec![(2, 1, 1001, None), (2, 1, 1002, Some(1003))]);
+}
+
+#[test]
+fn leaving_removes_the_streams_at_the_others() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let out = f.handle_iq(&iq(
+        ALICE,
+        CALL,
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-terminate" sid="a"><reason><success/></reason></jingle>"#,
+    ));
+    let removes: Vec<_> = sent(&out)
+        .into_iter()
+        .filter(|s| s.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentRemove)))
+        .collect();
+    assert_eq!(removes.len(), 1);
+    assert_eq!(removes[0].0, BOB);
+    assert_eq!(removes[0].2.as_ref().unwrap().contents.len(), 2);
+    assert!(commands(&out).contains(&Command::Leave { participant: 1 }));
+    assert_eq!(f.call_size("standup"), 1);
+    // The session is gone: further actions on it are unknown-session.
+    let out = f.handle_iq(&iq(ALICE, CALL, r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="a"/>"#));
+    let Output::Send(err) = &out[0] else { panic!() };
+    assert_eq!(err.attr("type"), Some("error"));
+    assert!(String::from(err).contains("unknown-session"));
+}
+
+#[test]
+fn a_dead_network_ends_the_session_and_tells_the_others() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let out = f.handle_event(Event::Gone(2));
+    let s = sent(&out);
+    assert!(s.iter().any(|(to, _, j)| to == ALICE && j.as_ref().unwrap().action == Some(Action::ContentRemove)));
+    let term = s.iter().find(|(to, _, _)| to == BOB).and_then(|x| x.2.clone()).unwrap();
+    assert_eq!((term.action, term.reason.as_deref()), (Some(Action::SessionTerminate), Some("connectivity-error")));
+}
+
+#[test]
+fn screen_share_is_a_content_add_forwarded_to_the_others() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let screen = r#"<jingle xmlns="urn:xmpp:jingle:1" action="content-add" sid="a">
+      <content creator="initiator" name="screen" senders="initiator">
+        <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="video">
+          <payload-type id="96" name="VP8" clockrate="90000"/>
+          <source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="5555"/>
+        </description>
+      </content></jingle>"#;
+    let out = f.handle_iq(&iq(ALICE, CALL, screen));
+    assert!(commands(&out).contains(&Command::Publish {
+        participant: 1,
+        track: TrackSpec { mid: "screen".into(), audio: false, ssrc: 5555, rtx: None }
+    }));
+    let s = sent(&out);
+    assert!(s
+        .iter()
+        .any(|(to, _, j)| to == ALICE && j.as_ref().is_some_and(|j| j.action == Some(Action::ContentAccept))));
+    let add = s.iter().find(|(to, _, _)| to == BOB).and_then(|x| x.2.clone()).unwrap();
+    assert_eq!(add.action, Some(Action::ContentAdd));
+    assert_eq!(add.contents[0].description.as_ref().unwrap().sources[0].ssrc, 5555);
+    // Stopping the share removes it at Bob.
+    let stop = r#"<jingle xmlns="urn:xmpp:jingle:1" action="content-remove" sid="a"><content creator="initiator" name="screen"/></jingle>"#;
+    let out = f.handle_iq(&iq(ALICE, CALL, stop));
+    assert!(commands(&out).contains(&Command::Unpublish { participant: 1, ssrc: 5555 }));
+    assert!(sent(&out)
+        .iter()
+        .any(|(to, _, j)| to == BOB && j.as_ref().is_some_and(|j| j.action == Some(Action::ContentRemove))));
+}
+
+#[test]
+fn mute_is_relayed_with_the_receivers_content_names() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    let out = f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let to_bob = sent(&out)
+        .into_iter()
+        .find(|s| s.0 == BOB && s.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentAdd)))
+        .unwrap();
+    let audio_name = to_bob.2.unwrap().contents[0].name.clone();
+    let mute = r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="a"><mute xmlns="urn:xmpp:jingle:apps:rtp:info:1" creator="initiator" name="0"/></jingle>"#;
+    let out = f.handle_iq(&iq(ALICE, CALL, mute));
+    let info = sent(&out).into_iter().find(|s| s.0 == BOB).and_then(|s| s.2).unwrap();
+    assert_eq!(info.info, vec![jingle::SessionInfo { kind: "mute".into(), name: Some(audio_name) }]);
+}
+
+#[test]
+fn refusals() {
+    let mut f = focus();
+    let err = |out: Vec<Output>| match &out[0] {
+        Output::Send(el) if el.attr("type") == Some("error") => String::from(el),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert!(err(f.handle_iq(&iq(ALICE, "focus.localhost", &offer("a", 1000)))).contains("item-not-found"));
+    assert!(err(f.handle_iq(&iq(ALICE, "x@elsewhere", &offer("a", 1000)))).contains("item-not-found"));
+    let audio_pcmu_only = r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="p">
+      <content creator="initiator" name="0"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio">
+      <payload-type id="0" name="PCMU" clockrate="8000"/></description>
+      <transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u" pwd="p"><fingerprint xmlns="urn:xmpp:jingle:apps:dtls:0" hash="sha-256" setup="actpass">AB</fingerprint></transport>
+      </content></jingle>"#;
+    assert!(err(f.handle_iq(&iq(ALICE, CALL, audio_pcmu_only))).contains("not-acceptable"));
+    let no_transport = offer("t", 1).replace("ufrag=\"uf1\"", "");
+    assert!(err(f.handle_iq(&iq(ALICE, CALL, &no_transport))).contains("not-acceptable"));
+    // A full call.
+    for (i, who) in ["a@localhost/1", "b@localhost/1", "c@localhost/1"].iter().enumerate() {
+        f.handle_iq(&iq(who, CALL, &offer(&format!("s{i}"), 1000 * (i as u32 + 1))));
+    }
+    assert!(err(f.handle_iq(&iq("d@localhost/1", CALL, &offer("d", 9000)))).contains("resource-constraint"));
+    // A second session-initiate with the same sid.
+    assert!(err(f.handle_iq(&iq("a@localhost/1", CALL, &offer("s0", 1000)))).contains("bad-request"));
+}
+
+#[test]
+fn disco_describes_the_focus_and_its_calls() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    let mut get = |to: &str, ns: &str| -> Element {
+        let el: Element = format!(
+            r#"<iq xmlns="jabber:client" type="get" id="d" from="{ALICE}" to="{to}"><query xmlns="{ns}"/></iq>"#
+        )
+        .parse()
+        .unwrap();
+        match f.handle_iq(&el).remove(0) {
+            Output::Send(e) => e,
+            o => panic!("{o:?}"),
+        }
+    };
+    let info = String::from(&get(CALL, "http://jabber.org/protocol/disco#info"));
+    assert!(
+        info.contains("'conference'")
+            && info.contains("'audio-video'")
+            && info.contains("urn:xmpp:jingle:av-conferences:0"),
+        "{info}"
+    );
+    let items = String::from(&get("focus.localhost", "http://jabber.org/protocol/disco#items"));
+    assert!(items.contains("standup@focus.localhost"), "{items}");
+    let other = String::from(&get(CALL, "jabber:iq:version"));
+    assert!(other.contains("service-unavailable"));
+}

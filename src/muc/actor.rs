@@ -1,0 +1,224 @@
+//! The IO shell around one [`Room`]: a tokio task reading a bounded queue.
+//!
+//! It takes what is queued (up to [`BATCH`] stanzas), lets the sans-IO core handle each,
+//! then carries out the combined [`Output`]: store writes, one flush, and only then the
+//! deliveries — so whatever an occupant sees survives a crash, and a burst of messages
+//! costs one flush, not one per message. A busy room delays only itself.
+
+use jid::Jid;
+use minidom::Element;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+use super::archive;
+use super::room::{Output, Room};
+use super::Summary;
+use crate::server::Server;
+
+/// Most stanzas handled between two flushes.
+const BATCH: usize = 64;
+
+/// How often a room looks for occupants whose session ended unnoticed.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn is_join(s: &Element) -> bool {
+    s.name() == "presence" && s.attr("type").is_none()
+}
+
+pub enum RoomInput {
+    Stanza(Element),
+    /// The server is stopping: tell occupants (status 332), then acknowledge.
+    Shutdown(oneshot::Sender<()>),
+}
+
+impl RoomInput {
+    pub fn into_stanza(self) -> Option<Element> {
+        match self {
+            RoomInput::Stanza(s) => Some(s),
+            RoomInput::Shutdown(_) => None,
+        }
+    }
+}
+
+pub struct Actor {
+    pub server: Arc<Server>,
+    pub node: String,
+    pub room: Room,
+    pub rx: mpsc::Receiver<RoomInput>,
+    pub summary: Arc<Mutex<Summary>>,
+    /// Whether the store holds this room now (so a temporary room is not deleted in vain).
+    pub stored: bool,
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Actor {
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let mut out = Output::default();
+            let mut acks = Vec::new();
+            tokio::select! {
+                input = self.rx.recv() => {
+                    let Some(first) = input else { break };
+                    let mut next = Some(first);
+                    let mut handled = 0;
+                    while let Some(input) = next.take() {
+                        match input {
+                            RoomInput::Stanza(s) => {
+                                if is_join(&s) {
+                                    // A newcomer must not meet a ghost holding its nick.
+                                    self.sweep(&mut out);
+                                    if self.room.created && self.room.is_finished() {
+                                        // The ghosts were all there was: the room is gone.
+                                        if let Some(muc) = self.server.muc.clone() {
+                                            self.room = muc.new_room(&self.node);
+                                        }
+                                    }
+                                }
+                                self.room.handle(s, now_ms(), &mut out)
+                            }
+                            RoomInput::Shutdown(ack) => {
+                                self.room.shutdown(&mut out);
+                                acks.push(ack);
+                            }
+                        }
+                        handled += 1;
+                        if handled >= BATCH || out.destroyed {
+                            break;
+                        }
+                        next = self.rx.try_recv().ok();
+                    }
+                }
+                _ = tick.tick() => self.sweep(&mut out),
+            }
+            self.commit(out).await;
+            for ack in acks {
+                let _ = ack.send(());
+            }
+            self.publish_summary();
+            if self.room.is_finished() {
+                let Some(muc) = self.server.muc.clone() else { break };
+                if muc.retire(&self.node, &self.rx) {
+                    tracing::debug!(room = %self.room.jid, "room closed");
+                    break;
+                }
+                // Stanzas arrived while we were closing: they meet a fresh, uncreated room.
+                self.room = muc.new_room(&self.node);
+            }
+        }
+    }
+
+    /// Remove occupants whose session is no longer bound: a client that joined without
+    /// broadcast presence and then vanished sends no unavailable. O(occupants), no IO.
+    fn sweep(&mut self, out: &mut Output) {
+        let registry = &self.server.registry;
+        let gone: Vec<jid::FullJid> = self
+            .room
+            .occupants
+            .values()
+            .flat_map(|o| o.sessions.iter())
+            .filter(|s| !registry.is_bound(s.to_bare().as_str(), s.resource().as_str()))
+            .cloned()
+            .collect();
+        for g in gone {
+            tracing::debug!(room = %self.room.jid, occupant = %g, "removing an occupant whose session is gone");
+            self.room.leave(&g, Vec::new(), out);
+        }
+    }
+
+    async fn commit(&mut self, mut out: Output) {
+        let store = self.server.store.clone();
+        let node = self.node.clone();
+        let mut wrote = false;
+        let mut result = Ok(());
+        if out.destroyed {
+            result = result.and(store.muc_rooms.remove(node.as_bytes()).map(|_| ()));
+            result = result.and(archive::remove_all(&store, &node).map(|_| ()));
+            self.stored = false;
+            wrote = true;
+        } else if out.save {
+            if self.room.config.persistent && self.room.created {
+                result = result.and(store.muc_rooms.put(node.as_bytes(), &self.room.snapshot()));
+                self.stored = true;
+                wrote = true;
+            } else if self.stored {
+                result = result.and(store.muc_rooms.remove(node.as_bytes()).map(|_| ()));
+                result = result.and(archive::remove_all(&store, &node).map(|_| ()));
+                self.stored = false;
+                wrote = true;
+            }
+        }
+        if self.stored {
+            for a in &out.archive {
+                result = result.and(archive::append(&store, &node, a));
+                wrote = true;
+            }
+            for t in &out.tombstones {
+                result = result.and(archive::tombstone(&store, &node, t).map(|_| ()));
+                wrote = true;
+            }
+        }
+        if wrote {
+            result = result.and(store.flush().await);
+        }
+        if let Err(e) = result {
+            // Nothing is acknowledged that was not stored: the senders hear of the failure.
+            tracing::error!(room = %self.room.jid, "storing the room failed: {e}");
+            out.sends.retain(|(_, el)| el.name() == "presence");
+        }
+        for req in std::mem::take(&mut out.mam) {
+            out.sends.extend(archive::answer(&store, &self.room.jid, &req));
+        }
+        let mut sends = out.sends;
+        // Occupants whose session is gone without an unavailable (a client that never
+        // sent broadcast presence) are removed, as XEP-0045 §7.2.3 suggests for ghosts.
+        for _round in 0..3 {
+            let mut gone = Vec::new();
+            for (to, el) in sends {
+                if !self.deliver(&to, el).await {
+                    if let Ok(full) = to.try_into_full() {
+                        if self.room.by_session.contains_key(full.as_str()) && !gone.contains(&full) {
+                            gone.push(full);
+                        }
+                    }
+                }
+            }
+            if gone.is_empty() {
+                break;
+            }
+            let mut more = Output::default();
+            for g in &gone {
+                tracing::debug!(room = %self.room.jid, occupant = %g, "removing an occupant whose session is gone");
+                self.room.leave(g, Vec::new(), &mut more);
+            }
+            sends = more.sends;
+        }
+    }
+
+    async fn deliver(&self, to: &Jid, el: Element) -> bool {
+        if to.resource().is_some() {
+            return crate::modules::message::deliver_to_resource(&self.server, to, el);
+        }
+        if el.name() == "message" {
+            // Invitations to a bare JID: routed like any message (offline storage included).
+            return crate::modules::message::route(&self.server, el, to).await.is_ok();
+        }
+        false
+    }
+
+    fn publish_summary(&self) {
+        let r = &self.room;
+        let s = Summary {
+            name: r.config.name.clone(),
+            public: r.config.public && !r.locked,
+            persistent: r.config.persistent,
+            owners: r.owners(),
+            occupants: r.occupants.len(),
+        };
+        *self.summary.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+}

@@ -1,0 +1,104 @@
+//! The SFU's IO shell: one UDP socket and one OS thread running [`Sfu`].
+//!
+//! The thread blocks on the socket with a read timeout no later than str0m's next timer
+//! (and at most [`MAX_WAIT`], so commands are picked up promptly). Commands arrive on a
+//! bounded std channel; events leave on a bounded tokio channel with `try_send`, so
+//! neither side ever waits for the other.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use super::{Command, Event, Sfu, SfuConfig};
+
+const MAX_WAIT: Duration = Duration::from_millis(5);
+/// Commands queued for the SFU thread before the focus is told it is overloaded.
+pub const COMMAND_QUEUE: usize = 4096;
+
+/// The focus's side of the SFU.
+pub struct SfuHandle {
+    pub commands: SyncSender<Command>,
+    /// The ICE host candidate clients send media to.
+    pub candidate: SocketAddr,
+    /// The DTLS certificate fingerprint of every participant's transport.
+    pub fingerprint: (String, Vec<u8>),
+}
+
+/// Bind the socket and start the SFU thread. It stops when every `SfuHandle` clone of the
+/// command sender is dropped.
+pub fn spawn(config: &SfuConfig, events: tokio::sync::mpsc::Sender<Event>) -> std::io::Result<SfuHandle> {
+    let socket = UdpSocket::bind(config.listen)?;
+    let bound = socket.local_addr()?;
+    let candidate = match config.public {
+        Some(p) if p.port() == 0 => SocketAddr::new(p.ip(), bound.port()),
+        Some(p) => p,
+        None if bound.ip().is_unspecified() => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port()),
+        None => bound,
+    };
+    let mut sfu = Sfu::new(candidate, Instant::now())?;
+    sfu.set_last_n(config.last_n);
+    let fingerprint = sfu.fingerprint();
+    let (tx, rx) = sync_channel(COMMAND_QUEUE);
+    std::thread::Builder::new().name("amphi-sfu".into()).spawn(move || run(socket, sfu, rx, events))?;
+    tracing::info!(%bound, %candidate, "SFU listening for media");
+    Ok(SfuHandle { commands: tx, candidate, fingerprint })
+}
+
+fn run(socket: UdpSocket, mut sfu: Sfu, commands: Receiver<Command>, events: tokio::sync::mpsc::Sender<Event>) {
+    let mut buf = vec![0u8; 2000];
+    loop {
+        let now = Instant::now();
+        loop {
+            match commands.try_recv() {
+                Ok(cmd) => sfu.command(now, cmd),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        sfu.timeout(Instant::now());
+        flush(&socket, &mut sfu, &events);
+        let wait = sfu
+            .next_timeout()
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(MAX_WAIT)
+            .clamp(Duration::from_micros(100), MAX_WAIT);
+        if socket.set_read_timeout(Some(wait)).is_err() {
+            return;
+        }
+        // Read everything that is waiting before going back to commands and timers.
+        loop {
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    sfu.datagram(Instant::now(), from, &buf[..n]);
+                    flush(&socket, &mut sfu, &events);
+                    if socket.set_read_timeout(Some(Duration::from_micros(100))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    break
+                }
+                // ICMP port unreachable from a departed peer shows up here on Linux.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::warn!("SFU socket: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn flush(socket: &UdpSocket, sfu: &mut Sfu, events: &tokio::sync::mpsc::Sender<Event>) {
+    while let Some(t) = sfu.poll_transmit() {
+        if let Err(e) = socket.send_to(&t.contents, t.destination) {
+            tracing::debug!(to = %t.destination, "SFU send: {e}");
+        }
+    }
+    while let Some(e) = sfu.poll_event() {
+        if events.try_send(e).is_err() {
+            tracing::warn!("the focus is not keeping up with SFU events; one was dropped");
+        }
+    }
+}

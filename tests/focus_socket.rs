@@ -1,0 +1,98 @@
+//! The focus through the real server: Jingle over client sockets to `room@focus.localhost`.
+
+mod support;
+
+use minidom::Element;
+use support::{start, Client};
+
+const JINGLE: &str = "urn:xmpp:jingle:1";
+
+fn offer(sid: &str, ssrc: u32) -> String {
+    format!(
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="{sid}">
+  <content creator="initiator" name="0" senders="both">
+    <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio">
+      <payload-type id="111" name="opus" clockrate="48000" channels="2"/>
+      <source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="{ssrc}"><parameter name="cname" value="x"/></source>
+      <rtcp-mux/>
+    </description>
+    <transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="abcd" pwd="abcdefghijklmnopqrstuvwx">
+      <fingerprint xmlns="urn:xmpp:jingle:apps:dtls:0" hash="sha-256" setup="actpass">01:02:03:04</fingerprint>
+    </transport>
+  </content>
+  <group xmlns="urn:xmpp:jingle:apps:grouping:0" semantics="BUNDLE"><content name="0"/></group>
+</jingle>"#
+    )
+}
+
+async fn signed_in(t: &support::TestServer, user: &str) -> Client {
+    let mut c = Client::connect_tls(t, true).await;
+    c.register(user, "secret-pw").await;
+    let mut c = Client::connect_tls(t, true).await;
+    c.login_plain(user, "secret-pw", "call").await;
+    c
+}
+
+fn jingle_action(el: &Element) -> Option<String> {
+    el.get_child("jingle", JINGLE).and_then(|j| j.attr("action")).map(str::to_string)
+}
+
+#[tokio::test]
+async fn two_clients_join_a_call_and_see_each_others_streams() {
+    let t = start("").await;
+    let mut alice = signed_in(&t, "alice").await;
+    let mut bob = signed_in(&t, "bob").await;
+
+    alice
+        .send("<iq type='get' id='d1' to='focus.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        .await;
+    let info = alice.expect(|e| e.attr("id") == Some("d1")).await;
+    assert_eq!(info.attr("type"), Some("result"));
+    assert!(String::from(&info).contains("urn:xmpp:jingle:av-conferences:0"));
+
+    alice.send(&format!("<iq type='set' id='j1' to='room@focus.localhost'>{}</iq>", offer("sa", 111))).await;
+    let ack = alice.expect(|e| e.attr("id") == Some("j1")).await;
+    assert_eq!(ack.attr("type"), Some("result"), "{ack:?}");
+    let accept = alice.expect(|e| jingle_action(e).as_deref() == Some("session-accept")).await;
+    assert_eq!(accept.attr("from"), Some("room@focus.localhost"));
+    let transport = accept
+        .get_child("jingle", JINGLE)
+        .and_then(|j| j.get_child("content", JINGLE))
+        .and_then(|c| c.get_child("transport", "urn:xmpp:jingle:transports:ice-udp:1"))
+        .expect("a transport in session-accept");
+    let candidate = transport.get_child("candidate", "urn:xmpp:jingle:transports:ice-udp:1").unwrap();
+    assert_eq!(candidate.attr("ip"), Some("127.0.0.1"));
+    assert_ne!(candidate.attr("port"), Some("0"), "the SFU's real port is announced");
+    let id = accept.attr("id").unwrap().to_string();
+    alice.send(&format!("<iq type='result' id='{id}' to='room@focus.localhost'/>")).await;
+
+    bob.send(&format!("<iq type='set' id='j2' to='room@focus.localhost'>{}</iq>", offer("sb", 222))).await;
+    bob.expect(|e| jingle_action(e).as_deref() == Some("session-accept")).await;
+    let add_at_bob = bob.expect(|e| jingle_action(e).as_deref() == Some("content-add")).await;
+    assert!(String::from(&add_at_bob).contains("ssrc='111'"), "{}", String::from(&add_at_bob));
+    let add_at_alice = alice.expect(|e| jingle_action(e).as_deref() == Some("content-add")).await;
+    assert!(String::from(&add_at_alice).contains("ssrc='222'"));
+
+    let name = add_at_bob
+        .get_child("jingle", JINGLE)
+        .and_then(|j| j.get_child("content", JINGLE))
+        .unwrap()
+        .attr("name")
+        .unwrap()
+        .to_string();
+    bob.send(&format!(
+        "<iq type='set' id='j3' to='room@focus.localhost'><jingle xmlns='{JINGLE}' action='content-accept' sid='sb'>\
+         <content creator='responder' name='{name}'/></jingle></iq>"
+    ))
+    .await;
+    assert_eq!(bob.expect(|e| e.attr("id") == Some("j3")).await.attr("type"), Some("result"));
+
+    alice
+        .send(&format!(
+            "<iq type='set' id='j4' to='room@focus.localhost'><jingle xmlns='{JINGLE}' action='session-terminate' sid='sa'>\
+             <reason><success/></reason></jingle></iq>"
+        ))
+        .await;
+    let removed = bob.expect(|e| jingle_action(e).as_deref() == Some("content-remove")).await;
+    assert!(String::from(&removed).contains(&name));
+}

@@ -1,0 +1,289 @@
+"""Multi-user chat (XEP-0045) with slixmpp clients speaking raw MUC XML: create, configure,
+chat, invite, moderate, ban, destroy, disco, archive (XEP-0313), and persistence across a
+restart and a kill -9. Each test uses its own room so the tests stay independent."""
+
+from __future__ import annotations
+
+import signal
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.client import close_all, error_condition, sign_in
+
+USERS = ["alice", "bob", "carol", "dave"]
+SERVICE = "conference.localhost"
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_USER = NS_MUC + "#user"
+NS_ADMIN = NS_MUC + "#admin"
+NS_OWNER = NS_MUC + "#owner"
+NS_DATA = "jabber:x:data"
+NS_SID = "urn:xmpp:sid:0"
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_INFO = "http://jabber.org/protocol/disco#info"
+NS_ITEMS = "http://jabber.org/protocol/disco#items"
+
+
+def codes(stanza) -> list[int]:
+    x = stanza.xml.find(f"{{{NS_USER}}}x")
+    if x is None:
+        return []
+    return [int(s.get("code")) for s in x.findall(f"{{{NS_USER}}}status")]
+
+
+def item(stanza) -> ET.Element | None:
+    x = stanza.xml.find(f"{{{NS_USER}}}x")
+    return None if x is None else x.find(f"{{{NS_USER}}}item")
+
+
+def from_(jid: str, ptype: str | None = None):
+    """Match stanzas from `jid` (and of presence type `ptype`, if given)."""
+    return lambda s: str(s["from"]) == jid and (ptype is None or s["type"] == ptype)
+
+
+async def join(c, room: str, nick: str, x_extra: str = "", expect_error: bool = False):
+    """Send a MUC join and return the self-presence (110) or the error presence."""
+    c.send_raw(f"<presence to='{room}/{nick}'><x xmlns='{NS_MUC}'>{x_extra}</x></presence>")
+    p = await c.next_presence(where=lambda p: str(p["from"]) == f"{room}/{nick}"
+                              and (110 in codes(p) or p["type"] == "error"))
+    if expect_error:
+        assert p["type"] == "error", p
+    else:
+        assert p["type"] != "error", p
+    return p
+
+
+def form(fields: dict[str, str | list[str]]) -> str:
+    parts = [f"<field var='FORM_TYPE'><value>{NS_MUC}#roomconfig</value></field>"]
+    for var, value in fields.items():
+        values = value if isinstance(value, list) else [value]
+        parts.append(f"<field var='{var}'>" + "".join(f"<value>{v}</value>" for v in values) + "</field>")
+    return f"<x xmlns='{NS_DATA}' type='submit'>{''.join(parts)}</x>"
+
+
+async def create(c, room: str, nick: str, fields: dict | None = None):
+    """Create a room by joining it (201), then submit the configuration (§10.1)."""
+    p = await join(c, room, nick)
+    assert 201 in codes(p), codes(p)
+    reply = await c.iq_set(f"<query xmlns='{NS_OWNER}'>{form(fields or {})}</query>", to=room)
+    assert reply["type"] == "result", reply
+    return p
+
+
+async def admin(c, room: str, items: str):
+    return await c.iq_set(f"<query xmlns='{NS_ADMIN}'>{items}</query>", to=room)
+
+
+@pytest.fixture
+async def clients(server):
+    cs = [await sign_in(server, u, resource="muc") for u in ("alice", "bob", "carol")]
+    yield cs
+    await close_all(*cs)
+
+
+async def test_instant_room_locked_until_configured_then_chat_and_history(server, clients):
+    alice, bob, carol = clients
+    room = f"instant@{SERVICE}"
+    p = await join(alice, room, "Alice")
+    assert codes(p) == [110, 201]
+    assert item(p).get("affiliation") == "owner" and item(p).get("role") == "moderator"
+    # Locked: §10.1.1 item-not-found for everyone else.
+    err = await join(bob, room, "Bob", expect_error=True)
+    assert error_condition(err) == "item-not-found"
+    reply = await alice.iq_set(f"<query xmlns='{NS_OWNER}'><x xmlns='{NS_DATA}' type='submit'/></query>", to=room)
+    assert reply["type"] == "result"
+    await join(bob, room, "Bob")
+    seen = await alice.next_presence(where=from_(f"{room}/Bob"))
+    assert item(seen).get("jid") == str(bob.boundjid), "the owner is a moderator and sees real JIDs"
+    for i in range(3):
+        bob.send_message(mto=room, mbody=f"hello {i}", mtype="groupchat")
+    for c in (alice, bob):
+        for i in range(3):
+            m = await c.next_message(where=lambda m: m["type"] == "groupchat" and m["body"] == f"hello {i}")
+            assert str(m["from"]) == f"{room}/Bob"
+            sid = m.xml.find(f"{{{NS_SID}}}stanza-id")
+            assert sid is not None and sid.get("by") == room
+    await join(carol, room, "Carol", "<history maxstanzas='2'/>")
+    got = []
+    while True:
+        m = await carol.next_message(where=lambda m: str(m["from"]).startswith(room))
+        if m.xml.find("{jabber:client}subject") is not None:
+            break
+        got.append(m["body"])
+    assert got == ["hello 1", "hello 2"]
+    # A participant may not change the subject by default.
+    carol.send_raw(f"<message to='{room}' type='groupchat'><subject>mine</subject></message>")
+    e = await carol.next_message(where=lambda m: m["type"] == "error")
+    assert error_condition(e) == "forbidden"
+
+
+async def test_nick_conflict_change_and_leave(server, clients):
+    alice, bob, carol = clients
+    room = f"nicks@{SERVICE}"
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+    err = await join(carol, room, "Bob", expect_error=True)
+    assert error_condition(err) == "conflict"
+    bob.send_raw(f"<presence to='{room}/Robert'/>")
+    gone = await alice.next_presence(where=from_(f"{room}/Bob", "unavailable"))
+    assert gone["type"] == "unavailable" and 303 in codes(gone) and item(gone).get("nick") == "Robert"
+    back = await alice.next_presence(where=from_(f"{room}/Robert"))
+    assert back["type"] != "unavailable"
+    bob.send_raw(f"<presence to='{room}/Robert' type='unavailable'/>")
+    left = await alice.next_presence(where=from_(f"{room}/Robert", "unavailable"))
+    assert left["type"] == "unavailable"
+
+
+async def test_dropped_connection_leaves_the_room(server, clients):
+    alice, bob, _ = clients
+    room = f"drop@{SERVICE}"
+    await create(alice, room, "Alice")
+    dave = await sign_in(server, "dave", resource="gone")
+    await join(dave, room, "Dave")
+    dave.abort()  # no </stream>, no unavailable: the server must notice
+    left = await alice.next_presence(where=from_(f"{room}/Dave", "unavailable"))
+    assert left["type"] == "unavailable"
+
+
+async def test_kick_ban_and_permissions(server, clients):
+    alice, bob, carol = clients
+    room = f"discipline@{SERVICE}"
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+    await join(carol, room, "Carol")
+    # A participant cannot kick (forbidden).
+    r = await admin(bob, room, "<item nick='Carol' role='none'/>")
+    assert error_condition(r) == "forbidden"
+    r = await admin(alice, room, "<item nick='Carol' role='none'><reason>out</reason></item>")
+    assert r["type"] == "result"
+    kicked = await carol.next_presence(where=from_(f"{room}/Carol", "unavailable"))
+    assert kicked["type"] == "unavailable" and 307 in codes(kicked) and 110 in codes(kicked)
+    r = await admin(alice, room, f"<item affiliation='outcast' jid='{bob.boundjid.bare}'/>")
+    assert r["type"] == "result"
+    banned = await bob.next_presence(where=from_(f"{room}/Bob", "unavailable"))
+    assert 301 in codes(banned)
+    err = await join(bob, room, "Bob", expect_error=True)
+    assert error_condition(err) == "forbidden"
+    r = await alice.iq_get(f"<query xmlns='{NS_ADMIN}'><item affiliation='outcast'/></query>", to=room)
+    assert [i.get("jid") for i in r.xml.iter(f"{{{NS_ADMIN}}}item")] == [str(bob.boundjid.bare)]
+    # The last owner cannot leave the owner list.
+    r = await admin(alice, room, f"<item affiliation='member' jid='{alice.boundjid.bare}'/>")
+    assert error_condition(r) == "conflict"
+
+
+async def test_members_only_password_and_invitation(server, clients):
+    alice, bob, carol = clients
+    room = f"private@{SERVICE}"
+    await create(alice, room, "Alice", {"muc#roomconfig_membersonly": "1",
+                                         "muc#roomconfig_passwordprotectedroom": "1",
+                                         "muc#roomconfig_roomsecret": "s3cret"})
+    err = await join(bob, room, "Bob", "<password>s3cret</password>", expect_error=True)
+    assert error_condition(err) == "registration-required"
+    alice.send_raw(f"<message to='{room}'><x xmlns='{NS_USER}'><invite to='{bob.boundjid.bare}'>"
+                   "<reason>join us</reason></invite></x></message>")
+    inv = await bob.next_message(where=lambda m: m.xml.find(f"{{{NS_USER}}}x") is not None)
+    x = inv.xml.find(f"{{{NS_USER}}}x")
+    assert str(inv["from"]) == room
+    assert x.find(f"{{{NS_USER}}}invite").get("from") == str(alice.boundjid.bare)
+    assert x.find(f"{{{NS_USER}}}password").text == "s3cret"
+    # The admin's invitation made bob a member; the password is still needed.
+    err = await join(bob, room, "Bob", expect_error=True)
+    assert error_condition(err) == "not-authorized"
+    await join(bob, room, "Bob", "<password>s3cret</password>")
+
+
+async def test_destroy_with_alternate_venue(server, clients):
+    alice, bob, _ = clients
+    room = f"doomed@{SERVICE}"
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+    r = await alice.iq_set(f"<query xmlns='{NS_OWNER}'><destroy jid='new@{SERVICE}'><reason>moved</reason>"
+                           "</destroy></query>", to=room)
+    assert r["type"] == "result"
+    p = await bob.next_presence(where=from_(f"{room}/Bob", "unavailable"))
+    d = p.xml.find(f"{{{NS_USER}}}x/{{{NS_USER}}}destroy")
+    assert p["type"] == "unavailable" and d is not None and d.get("jid") == f"new@{SERVICE}"
+    r = await bob.iq_get(f"<query xmlns='{NS_INFO}'/>", to=room)
+    assert error_condition(r) == "item-not-found"
+
+
+async def test_disco_public_rooms_and_my_rooms(server, clients):
+    alice, bob, _ = clients
+    await create(alice, f"listed@{SERVICE}", "Alice", {"muc#roomconfig_roomname": "Listed room"})
+    await create(alice, f"hidden@{SERVICE}", "Alice", {"muc#roomconfig_publicroom": "0"})
+    info = await bob.iq_get(f"<query xmlns='{NS_INFO}'/>", to=SERVICE)
+    assert NS_MUC in [f.get("var") for f in info.xml.iter(f"{{{NS_INFO}}}feature")]
+    items = await bob.iq_get(f"<query xmlns='{NS_ITEMS}'/>", to=SERVICE)
+    listed = {i.get("jid"): i.get("name") for i in items.xml.iter(f"{{{NS_ITEMS}}}item")}
+    assert listed.get(f"listed@{SERVICE}") == "Listed room"
+    assert f"hidden@{SERVICE}" not in listed
+    mine = await alice.iq_get(f"<query xmlns='{NS_ITEMS}' node='x-amphi:my-rooms'/>", to=SERVICE)
+    owned = {i.get("jid") for i in mine.xml.iter(f"{{{NS_ITEMS}}}item")}
+    assert {f"listed@{SERVICE}", f"hidden@{SERVICE}"} <= owned
+    theirs = await bob.iq_get(f"<query xmlns='{NS_ITEMS}' node='x-amphi:my-rooms'/>", to=SERVICE)
+    assert not {f"listed@{SERVICE}", f"hidden@{SERVICE}"} & {i.get("jid") for i in theirs.xml.iter(f"{{{NS_ITEMS}}}item")}
+    room_info = await bob.iq_get(f"<query xmlns='{NS_INFO}'/>", to=f"listed@{SERVICE}")
+    features = [f.get("var") for f in room_info.xml.iter(f"{{{NS_INFO}}}feature")]
+    assert {"muc_public", "muc_temporary", "muc_open", "muc_semianonymous", NS_MUC} <= set(features)
+    fields = {f.get("var") for f in room_info.xml.iter(f"{{{NS_DATA}}}field")}
+    assert "muc#roominfo_occupants" in fields
+
+
+async def test_archive_paged_with_rsm(server, clients):
+    alice, bob, _ = clients
+    room = f"archived@{SERVICE}"
+    await create(alice, room, "Alice", {"muc#roomconfig_persistentroom": "1"})
+    for i in range(5):
+        alice.send_message(mto=room, mbody=f"archived {i}", mtype="groupchat")
+        await alice.next_message(where=lambda m: m["body"] == f"archived {i}")
+    q = (f"<query xmlns='{NS_MAM}' queryid='q1'><set xmlns='{NS_RSM}'><max>2</max><before/></set></query>")
+    fin = await bob.iq_set(q, to=room)
+    assert fin["type"] == "result", fin
+    results = []
+    while len(results) < 2:
+        m = await bob.next_message(where=lambda m: m.xml.find(f"{{{NS_MAM}}}result") is not None)
+        fwd = m.xml.find(f"{{{NS_MAM}}}result/{{urn:xmpp:forward:0}}forwarded/{{jabber:client}}message")
+        results.append(fwd.find("{jabber:client}body").text)
+    assert results == ["archived 3", "archived 4"]
+    f = fin.xml.find(f"{{{NS_MAM}}}fin")
+    assert f.find(f"{{{NS_RSM}}}set/{{{NS_RSM}}}count").text == "5"
+    assert f.get("complete") != "true"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["restart", "kill-9"])
+async def test_persistent_room_survives(server, sig):
+    room = f"durable-{int(sig)}@{SERVICE}"
+    alice = await sign_in(server, "alice", resource="d")
+    await create(alice, room, "Alice", {"muc#roomconfig_persistentroom": "1",
+                                         "muc#roomconfig_roomname": "Durable"})
+    r = await admin(alice, room, "<item affiliation='member' jid='carol@localhost'/>")
+    assert r["type"] == "result"
+    alice.send_raw(f"<message to='{room}' type='groupchat'><subject>kept</subject></message>")
+    await alice.next_message(where=lambda m: m.xml.find("{jabber:client}subject") is not None)
+    alice.send_message(mto=room, mbody="before the crash", mtype="groupchat")
+    await alice.next_message(where=lambda m: m["body"] == "before the crash")
+    await close_all(alice)
+    server.restart(sig)
+    bob = await sign_in(server, "bob", resource="after")
+    try:
+        info = await bob.iq_get(f"<query xmlns='{NS_INFO}'/>", to=room)
+        assert info["type"] == "result", info
+        ident = info.xml.find(f"{{{NS_INFO}}}query/{{{NS_INFO}}}identity")
+        assert ident.get("name") == "Durable"
+        await join(bob, room, "Bob")
+        got = []
+        while True:
+            m = await bob.next_message(where=lambda m: str(m["from"]).startswith(room))
+            if m.xml.find("{jabber:client}subject") is not None:
+                assert m.xml.find("{jabber:client}subject").text == "kept"
+                break
+            got.append(m["body"])
+        assert "before the crash" in got
+        alice = await sign_in(server, "alice", resource="d2")
+        r = await alice.iq_get(f"<query xmlns='{NS_ADMIN}'><item affiliation='member'/></query>", to=room)
+        assert [i.get("jid") for i in r.xml.iter(f"{{{NS_ADMIN}}}item")] == ["carol@localhost"]
+        await close_all(alice)
+    finally:
+        await close_all(bob)

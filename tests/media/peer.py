@@ -1,0 +1,147 @@
+"""A conference participant: slixmpp for Jingle signalling, aiortc for media.
+
+It follows xep/jingle-conferences.md: session-initiate to room@focus.<domain> with what it
+sends, session-accept back, then content-add / content-remove for the others' streams, each
+answered with content-accept. Media stays on loopback (ICE host candidates 127.0.0.1 only,
+no STUN server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from jingle_sdp import (NS_COIN, NS_JINGLE, MediaSection, build_sdp, content_element, parse_sdp, q,
+                        sdp_to_jingle, section_from_content)
+
+# Loopback only: host candidates on 127.0.0.1, and no default STUN server.
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+DIRECTION_OF_REMOTE = {"initiator": "recvonly", "responder": "sendonly", "both": "sendrecv", "none": "inactive"}
+
+
+class MediaPeer:
+    def __init__(self, client, call_jid: str):
+        self.client = client
+        self.call = call_jid
+        self.sid = uuid.uuid4().hex[:12]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.remote: list[MediaSection] = []  # the focus's m-sections, in m-line order
+        self.frames: Counter = Counter()  # decoded frames per content name
+        self.owners: dict[str, str] = {}  # content name -> user entity (XEP-0298)
+        self.removed: list[str] = []
+        self.terminated: str | None = None
+        self.log: list[str] = []
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self.accepted = asyncio.Event()
+        client.register_handler(Callback(f"jingle-{self.sid}", MatchXPath(f"{{jabber:client}}iq/{{{NS_JINGLE}}}jingle"), self._on_iq))
+
+        @self.pc.on("track")
+        def on_track(track):
+            mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), "?")
+            self._tasks.append(asyncio.ensure_future(self._consume(track, mid)))
+
+    async def _consume(self, track, mid: str) -> None:
+        while True:
+            try:
+                await track.recv()
+            except MediaStreamError:
+                return
+            self.frames[mid] += 1
+
+    def _on_iq(self, iq) -> None:
+        j = iq.xml.find(q(NS_JINGLE, "jingle"))
+        if iq["type"] != "set" or j is None or j.get("sid") != self.sid:
+            return
+        iq.reply().send()
+        self._queue.put_nowait(j)
+
+    async def join(self) -> None:
+        self.pc.addTrack(AudioStreamTrack())
+        self.pc.addTrack(VideoStreamTrack())
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        j = sdp_to_jingle(self.pc.localDescription.sdp, "session-initiate", self.sid)
+        j.set("initiator", str(self.client.boundjid))
+        await self._send(j)
+        self._tasks.append(asyncio.ensure_future(self._work()))
+
+    async def leave(self) -> None:
+        j = ET.Element(q(NS_JINGLE, "jingle"), action="session-terminate", sid=self.sid)
+        ET.SubElement(ET.SubElement(j, q(NS_JINGLE, "reason")), q(NS_JINGLE, "success"))
+        await self._send(j)
+        await self.close()
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await self.pc.close()
+
+    async def _send(self, jingle: ET.Element) -> None:
+        iq = self.client.make_iq_set(ito=self.call)
+        iq.append(jingle)
+        await iq.send(timeout=10)
+
+    async def _work(self) -> None:
+        while True:
+            j = await self._queue.get()
+            action = j.get("action")
+            self.log.append(action)
+            try:
+                if action == "session-accept":
+                    await self._on_accept(j)
+                elif action == "content-add":
+                    await self._on_content_add(j)
+                elif action == "content-remove":
+                    self.removed += [c.get("name") for c in j.findall(q(NS_JINGLE, "content"))]
+                elif action == "session-terminate":
+                    r = j.find(q(NS_JINGLE, "reason"))
+                    self.terminated = r[0].tag.split("}")[1] if r is not None and len(r) else "none"
+            except Exception as e:  # recorded for the test's failure message
+                self.log.append(f"{action} failed: {e!r}")
+
+    async def _on_accept(self, j: ET.Element) -> None:
+        by_name = {c.get("name"): c for c in j.findall(q(NS_JINGLE, "content"))}
+        for ours in parse_sdp(self.pc.localDescription.sdp):
+            c = by_name[ours.mid]
+            s = section_from_content(c)
+            s.direction = DIRECTION_OF_REMOTE[c.get("senders", "both")]
+            self.remote.append(s)
+        await self.pc.setRemoteDescription(RTCSessionDescription(build_sdp(self.remote), "answer"))
+        self.accepted.set()
+
+    async def _on_content_add(self, j: ET.Element) -> None:
+        users = [u.get("entity") for u in j.iter(q(NS_COIN, "user"))]
+        new = []
+        for c in j.findall(q(NS_JINGLE, "content")):
+            s = section_from_content(c)
+            s.direction = DIRECTION_OF_REMOTE[c.get("senders", "both")]
+            self.remote.append(s)
+            new.append(s.mid)
+            if users:
+                self.owners[s.mid] = users[0]
+        # The focus re-offers the whole session: the sections we had, then the new ones.
+        await self.pc.setRemoteDescription(RTCSessionDescription(build_sdp(self.remote), "offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        accept = ET.Element(q(NS_JINGLE, "jingle"), action="content-accept", sid=self.sid)
+        for s in parse_sdp(self.pc.localDescription.sdp):
+            if s.mid in new:
+                accept.append(content_element(s, "responder", "responder", with_transport=False))
+        await self._send(accept)
+
+    def frames_from(self, user: str) -> dict[str, int]:
+        """Decoded frames of `user`'s streams, by media ("audio"/"video")."""
+        out: Counter = Counter()
+        for s in self.remote:
+            if self.owners.get(s.mid) == user:
+                out[s.media] += self.frames[s.mid]
+        return dict(out)
