@@ -33,6 +33,19 @@ pub struct Config {
     /// Calls: the Jingle focus and the built-in SFU.
     #[serde(default)]
     pub media: MediaConfig,
+    /// External components (XEP-0114).
+    #[serde(default)]
+    pub components: ComponentsConfig,
+}
+
+/// XEP-0114 external components: services (gateways, bots) on their own domains.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComponentsConfig {
+    /// Where components connect. The protocol has no TLS: keep it on loopback.
+    pub listen: Vec<SocketAddr>,
+    /// Each component's domain and shared secret.
+    pub secrets: std::collections::BTreeMap<String, String>,
 }
 
 /// The web server: WebSocket transport, bundled web client, invitation links, metrics.
@@ -498,6 +511,18 @@ impl Config {
         }
         if self.media.max_participants == 0 {
             return invalid("media.max_participants", "must be at least 1");
+        }
+        for (domain, secret) in &self.components.secrets {
+            let taken = *domain == self.server.domain || self.muc_domain().as_deref() == Some(domain.as_str());
+            if taken || jid::BareJid::new(domain).map(|j| j.node().is_some()).unwrap_or(true) {
+                return invalid(
+                    "components.secrets",
+                    "keys are component domains of their own, such as \"bot.example.org\"",
+                );
+            }
+            if secret.len() < 8 {
+                return invalid("components.secrets", "each component secret needs at least 8 characters");
+            }
         }
         if !(4096..=1_000_000).contains(&self.auth.scram_iterations) {
             return invalid("auth.scram_iterations", "must be between 4096 (RFC 7677 minimum) and 1000000");

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod c2s;
+pub mod component;
 pub mod config;
 pub mod error;
 pub mod focus;

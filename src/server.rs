@@ -27,6 +27,8 @@ pub struct Server {
     pub shutdown: broadcast::Sender<()>,
     /// XEP-0115 `<c/>` for stream features, computed once.
     pub caps: minidom::Element,
+    /// Connected external components (XEP-0114).
+    pub components: crate::component::Components,
     /// Sessions waiting to be resumed (XEP-0198).
     pub sm: crate::c2s::sm::SmRegistry,
     /// One-time guest logins issued for invitation links.
@@ -41,6 +43,8 @@ pub struct Server {
 pub struct Listeners {
     pub c2s: Vec<(TcpListener, bool)>,
     pub http: crate::http::Listeners,
+    /// XEP-0114 component listeners.
+    pub components: Vec<TcpListener>,
 }
 
 impl std::ops::Deref for Listeners {
@@ -81,6 +85,7 @@ impl Server {
             registry: Registry::default(),
             guests: crate::guests::Guests::default(),
             sm: crate::c2s::sm::SmRegistry::default(),
+            components: crate::component::Components::default(),
             caps: crate::modules::disco::caps_element(&config.contact),
             focus,
             muc: config
@@ -111,7 +116,7 @@ impl Server {
                     focus.route(self, stanza);
                     true
                 }
-                _ => false,
+                _ => self.components.send(domain, stanza),
             },
         }
     }
@@ -129,7 +134,16 @@ impl Server {
                 out.push((l, direct));
             }
         }
-        Ok(Listeners { c2s: out, http: crate::http::bind(&self.config.http).await? })
+        let mut components = Vec::new();
+        for addr in &self.config.components.listen {
+            let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+                addr: *addr,
+                key: "components.listen",
+                source,
+            })?;
+            components.push(l);
+        }
+        Ok(Listeners { c2s: out, http: crate::http::bind(&self.config.http).await?, components })
     }
 
     /// Serve until ctrl-c / SIGTERM, then close every stream with `system-shutdown` and
@@ -143,6 +157,10 @@ impl Server {
     /// Start accepting on the listeners (tests call this and [`Server::stop`] directly).
     pub fn start(self: &Arc<Server>, listeners: Listeners) {
         crate::http::start(self.clone(), listeners.http);
+        for listener in listeners.components {
+            tracing::info!(addr = ?listener.local_addr().ok(), "listening for components");
+            tokio::spawn(crate::component::accept_loop(self.clone(), listener));
+        }
         for (listener, direct) in listeners.c2s {
             let addr = listener.local_addr().ok();
             tracing::info!(?addr, direct_tls = direct, "listening for clients");

@@ -141,3 +141,41 @@ fn last_n_forwards_only_the_recent_speakers_video_and_reports_the_dominant_one()
     assert_eq!(c1.get(&format!("v{three}")), None, "a silent participant outside last-N sends no video: {c1:?}");
     assert!(c1[&format!("a{three}")] >= 95, "audio is never limited: {c1:?}");
 }
+
+/// Video lost on either leg is recovered with NACK and RTX: the SFU answers receivers'
+/// NACKs from its own RTX cache, and NACKs the publisher for what it did not get.
+#[test]
+fn lost_video_is_recovered_with_nack_and_rtx_on_both_legs() {
+    for leg in ["sfu to receiver", "publisher to sfu"] {
+        let mut net = Net::new();
+        let a = net.join("call");
+        let b = net.join("call");
+        net.subscribe(b, a);
+        net.step(Duration::from_millis(100));
+        // Loss from the 11th to the 190th packet: a receiver cannot ask for a first or last
+        // packet it never knew existed.
+        for n in 1..=200 {
+            let lossy = (11..=190).contains(&n);
+            let loss = lossy.then_some(10);
+            if leg == "sfu to receiver" {
+                net.drop_to = loss.map(|k| (b, k));
+            } else {
+                net.drop_from = loss.map(|k| (a, k));
+            }
+            net.send_media(a, n, &VP8_KEYFRAME);
+            net.step(Duration::from_millis(20));
+        }
+        for _ in 0..50 {
+            net.step(Duration::from_millis(20));
+        }
+        let got = net.client(b).received.clone();
+        let (audio, video) = (got[&format!("a{a}")], got[&format!("v{a}")]);
+        // Audio has no RTX: what is lost stays lost, which shows how much the network took.
+        let (lost_audio, lost_video) = (200 - audio, 200 - video);
+        assert!(lost_audio >= 10, "{leg}: the loss is real ({lost_audio} audio packets lost)");
+        assert!(
+            lost_video * 4 <= lost_audio,
+            "{leg}: NACK/RTX recovers most video: {lost_video} lost vs {lost_audio} audio"
+        );
+    }
+}

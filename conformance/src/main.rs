@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod compliance;
 mod discover;
 mod framer;
 mod matcher;
@@ -48,6 +49,13 @@ enum Command {
         /// Scenario files or directories (searched recursively for *.scs).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Print which XEP-0479 (Compliance Suites 2023) server requirements a DOAP file
+    /// claims, per category and level.
+    Compliance {
+        /// The project's DOAP file (XEP-0453), e.g. xep/doap.xml.
+        #[arg(long, default_value = "xep/doap.xml")]
+        doap: PathBuf,
     },
     /// Print the name and title of every scenario.
     List {
@@ -326,6 +334,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { paths } => check(&paths, false),
         Command::List { paths } => check(&paths, true),
+        Command::Compliance { doap } => match compliance::read_doap(&doap) {
+            Ok(specs) => {
+                println!("XEP-0479 Compliance Suites 2023, server side, from {}", doap.display());
+                let met = compliance::report(&specs);
+                println!("\nmet: {}", if met.is_empty() { "none".to_string() } else { met.join(", ") });
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Table { expectations, strict, scenarios, results } => {
             table(&expectations, &strict, &scenarios, &results)
         }

@@ -396,20 +396,20 @@ impl Connection {
                 Output::SendHeader { to, id, lang } => {
                     self.header_sent = true;
                     self.out.push(match self.framing {
-                    Framing::Stream => {
-                        write::stream_header(self.server.domain(), to.as_deref(), &id, &lang, ns::CLIENT)
-                    }
-                    Framing::WebSocket => {
-                        let mut open = Element::builder("open", NS_FRAMING)
-                            .a("from", self.server.domain())
-                            .a("id", id)
-                            .a("version", "1.0");
-                        if let Some(to) = to {
-                            open = open.a("to", to);
+                        Framing::Stream => {
+                            write::stream_header(self.server.domain(), to.as_deref(), &id, &lang, ns::CLIENT)
                         }
-                        write::element_bytes(&crate::xml::with_lang(open, &lang).build())
-                    }
-                })
+                        Framing::WebSocket => {
+                            let mut open = Element::builder("open", NS_FRAMING)
+                                .a("from", self.server.domain())
+                                .a("id", id)
+                                .a("version", "1.0");
+                            if let Some(to) = to {
+                                open = open.a("to", to);
+                            }
+                            write::element_bytes(&crate::xml::with_lang(open, &lang).build())
+                        }
+                    })
                 }
                 Output::SendElement(el) => self.push(&el),
                 Output::StartTls => {
@@ -447,7 +447,8 @@ impl Connection {
                     // Count guesses only: not a directory that was down, and not SCRAM tried
                     // on an account that has no SCRAM keys (directory users), which clients
                     // do before falling back to PLAIN.
-                    let guessable = |u: &str| !scram || self.server.store.accounts.contains(u.as_bytes()).unwrap_or(false);
+                    let guessable =
+                        |u: &str| !scram || self.server.store.accounts.contains(u.as_bytes()).unwrap_or(false);
                     if wrong_credentials {
                         if let Some(u) = username.as_deref().filter(|u| guessable(u)) {
                             self.server.auth_failures_by_user.record(u, now);
@@ -731,7 +732,8 @@ async fn reroute(session: &Session, stanzas: Vec<Element>) {
     let bare = jid::Jid::from(session.bare.clone());
     for mut msg in stanzas {
         let ty = msg.attr("type").unwrap_or("normal");
-        let is_message = msg.name() == "message" && matches!(ty, "chat" | "normal") && msg.has_child("body", ns::CLIENT);
+        let is_message =
+            msg.name() == "message" && matches!(ty, "chat" | "normal") && msg.has_child("body", ns::CLIENT);
         if !is_message || !crate::modules::carbons::eligible(&msg) {
             continue;
         }

@@ -52,6 +52,10 @@ struct Forwarded {
     /// The publisher's content.
     content: String,
     accepted: bool,
+    /// The SSRCs announced to this receiver (the publisher's, unless they collide with
+    /// SSRCs already in the receiver's session).
+    out_ssrc: u32,
+    out_rtx: Option<u32>,
 }
 
 struct Participant {
@@ -65,6 +69,10 @@ struct Participant {
     /// What it accepted to receive, by media: the payload types used for forwarded streams.
     receive: HashMap<Media, RtpDescription>,
     publications: Vec<Publication>,
+    /// Accepted descriptions of every content it created, sending or not.
+    own: HashMap<String, RtpDescription>,
+    /// Publications paused by content-modify (senders without the initiator), by content.
+    dormant: HashMap<String, Publication>,
     forwarded: HashMap<String, Forwarded>,
     next_content: u32,
 }
@@ -169,7 +177,8 @@ impl Conferences {
             }
             Action::SessionInfo => self.session_info(id, &jingle, &mut out),
             Action::SessionTerminate => self.leave(id, None, &mut out),
-            Action::DescriptionInfo | Action::ContentModify => {}
+            Action::DescriptionInfo => self.description_info(id, &jingle, &mut out),
+            Action::ContentModify => self.content_modify(id, &jingle, &mut out),
             _ => {
                 out = vec![error(iq, StanzaError::feature_not_implemented(), Some("unsupported-info"))];
             }
@@ -244,6 +253,8 @@ impl Conferences {
             pwd,
             receive: HashMap::new(),
             publications: Vec::new(),
+            own: HashMap::new(),
+            dormant: HashMap::new(),
             forwarded: HashMap::new(),
             next_content: 1,
         };
@@ -283,6 +294,7 @@ impl Conferences {
                 }
             }
             p.receive.entry(accepted.media).or_insert_with(|| accepted.clone());
+            p.own.insert(content.name.clone(), accepted.clone());
             spec.medias.push((content.name.clone(), accepted.media == Media::Audio));
             if sends {
                 if let Some(t) = negotiate::track(content, content.description.as_ref().unwrap_or(accepted)) {
@@ -339,6 +351,27 @@ impl Conferences {
         let owner = pubr.owner_uri();
         let pubs: Vec<Publication> =
             pubr.publications.iter().filter(|x| contents.contains(&x.content)).cloned().collect();
+        let Some(p) = self.participants.get(&to) else { return };
+        let mut used: Vec<u32> = p
+            .publications
+            .iter()
+            .chain(p.dormant.values())
+            .flat_map(|x| [Some(x.track.ssrc), x.track.rtx])
+            .chain(p.forwarded.values().flat_map(|f| [Some(f.out_ssrc), f.out_rtx]))
+            .flatten()
+            .collect();
+        let mut ssrcs = Vec::new();
+        for x in &pubs {
+            let ssrc = self.unused_ssrc(x.track.ssrc, &mut used);
+            // Video always gets an RTX stream towards the receiver: the SFU answers NACKs
+            // from its own cache, whether or not the publisher sends RTX.
+            let rtx = match x.track.rtx {
+                Some(r) => Some(self.unused_ssrc(r, &mut used)),
+                None if !x.track.audio => Some(self.unused_ssrc(0, &mut used)),
+                None => None,
+            };
+            ssrcs.push((ssrc, rtx));
+        }
         let Some(p) = self.participants.get_mut(&to) else { return };
         let transport = p.transport(&self.info);
         let mut j = Jingle {
@@ -348,7 +381,7 @@ impl Conferences {
             users: vec![owner],
             ..Jingle::default()
         };
-        for x in pubs {
+        for (x, (out_ssrc, out_rtx)) in pubs.into_iter().zip(ssrcs) {
             let name = format!("p{publisher}r{}", p.next_content);
             p.next_content += 1;
             let msid = format!("amphi-{publisher} {}", x.content);
@@ -358,18 +391,31 @@ impl Conferences {
                 x.description.media,
                 p.receive.get(&x.description.media),
                 &x.description,
-                x.track.ssrc,
-                x.track.rtx,
+                out_ssrc,
+                out_rtx,
                 &msid,
                 &cname,
                 transport.clone(),
             ));
-            p.forwarded.insert(name, Forwarded { publisher, content: x.content.clone(), accepted: false });
+            p.forwarded
+                .insert(name, Forwarded { publisher, content: x.content.clone(), accepted: false, out_ssrc, out_rtx });
         }
         j.bundle = j.contents.iter().map(|c| c.name.clone()).collect();
         let (from, to_jid) = (p.focus_jid.clone(), p.jid.clone());
         let iq = self.iq_set(&from, &to_jid, j.to_element());
         out.push(Output::Send(iq));
+    }
+
+    /// `wanted` if no stream of the session uses it yet, else a fresh random SSRC.
+    fn unused_ssrc(&mut self, wanted: u32, used: &mut Vec<u32>) -> u32 {
+        let mut ssrc = wanted;
+        while ssrc == 0 || used.contains(&ssrc) {
+            let mut b = [0u8; 4];
+            (self.random)(&mut b);
+            ssrc = u32::from_be_bytes(b);
+        }
+        used.push(ssrc);
+        ssrc
     }
 
     fn content_accept(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
@@ -379,7 +425,7 @@ impl Conferences {
                 continue;
             }
             f.accepted = true;
-            let (publisher, content) = (f.publisher, f.content.clone());
+            let (publisher, content, out_ssrc, out_rtx) = (f.publisher, f.content.clone(), f.out_ssrc, f.out_rtx);
             let track = self
                 .participants
                 .get(&publisher)
@@ -391,7 +437,8 @@ impl Conferences {
                     mid: c.name.clone(),
                     publisher,
                     ssrc: t.ssrc,
-                    out_rtx: t.rtx,
+                    out_ssrc,
+                    out_rtx,
                 }));
             }
         }
@@ -402,12 +449,8 @@ impl Conferences {
         let mut accepted = Vec::new();
         for c in &jingle.contents {
             let Some(d) = &c.description else { continue };
-            let known = self.participants.get(&id).is_some_and(|p| p.publications.iter().any(|x| x.content == c.name));
-            if known
-                || c.name.starts_with('p')
-                    && c.name.contains('r')
-                    && c.name[1..].starts_with(|ch: char| ch.is_ascii_digit())
-            {
+            let known = self.participants.get(&id).is_some_and(|p| p.own.contains_key(&c.name));
+            if known || is_focus_name(&c.name) {
                 return vec![error(iq, StanzaError::conflict().with_text("content name already in use"), None)];
             }
             match negotiate::accept_description(d) {
@@ -424,14 +467,13 @@ impl Conferences {
             initiator: Some(p.jid.clone()),
             ..Jingle::default()
         };
-        let mut names = Vec::new();
+        let mut started = Vec::new();
         for (c, a) in accepted {
             if let Some(t) = negotiate::track(&c, c.description.as_ref().unwrap_or(&a)) {
-                out.push(Output::Sfu(Command::Publish { participant: id, track: t.clone() }));
-                p.publications.push(Publication { content: c.name.clone(), description: a.clone(), track: t });
-                names.push(c.name.clone());
+                started.push(Publication { content: c.name.clone(), description: a.clone(), track: t });
             }
             p.receive.entry(a.media).or_insert_with(|| a.clone());
+            p.own.insert(c.name.clone(), a.clone());
             answer.contents.push(Content {
                 creator: c.creator,
                 name: c.name.clone(),
@@ -441,30 +483,85 @@ impl Conferences {
             });
         }
         let (from, to) = (p.focus_jid.clone(), p.jid.clone());
-        let call = p.call.clone();
         let el = answer.to_element();
         out.push(Output::Send(self.iq_set(&from, &to, el)));
-        for other in self.calls.get(&call).cloned().unwrap_or_default() {
-            self.offer_streams(other, id, &names, &mut out);
+        for x in started {
+            self.start_publication(id, x, &mut out);
         }
         out
     }
 
-    fn content_remove(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
-        let names: Vec<String> = jingle.contents.iter().map(|c| c.name.clone()).collect();
+    /// Forward a new stream of `id` to everyone else in its call.
+    fn start_publication(&mut self, id: ParticipantId, x: Publication, out: &mut Outs) {
         let Some(p) = self.participants.get_mut(&id) else { return };
-        let mut unpublished = Vec::new();
-        for name in &names {
-            if let Some(f) = p.forwarded.remove(name) {
-                let _ = f;
-                out.push(Output::Sfu(Command::Unsubscribe { subscriber: id, mid: name.clone() }));
-            } else if let Some(i) = p.publications.iter().position(|x| &x.content == name) {
-                let x = p.publications.remove(i);
-                out.push(Output::Sfu(Command::Unpublish { participant: id, ssrc: x.track.ssrc }));
-                unpublished.push(x.content);
+        out.push(Output::Sfu(Command::Publish { participant: id, track: x.track.clone() }));
+        let name = x.content.clone();
+        p.publications.push(x);
+        for other in self.calls.get(&p.call).cloned().unwrap_or_default() {
+            self.offer_streams(other, id, std::slice::from_ref(&name), out);
+        }
+    }
+
+    /// Stop forwarding a stream of `id`; the others get content-remove.
+    fn stop_publication(&mut self, id: ParticipantId, name: &str, out: &mut Outs) -> Option<Publication> {
+        let p = self.participants.get_mut(&id)?;
+        let i = p.publications.iter().position(|x| x.content == name)?;
+        let x = p.publications.remove(i);
+        out.push(Output::Sfu(Command::Unpublish { participant: id, ssrc: x.track.ssrc }));
+        self.retract(id, std::slice::from_ref(&x.content), None, out);
+        Some(x)
+    }
+
+    /// New sources on a participant's content (XEP-0339 in description-info), e.g. a camera
+    /// switched to another device: a new SSRC is a new stream for the others.
+    fn description_info(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
+        for c in &jingle.contents {
+            let Some(d) = &c.description else { continue };
+            let Some(p) = self.participants.get(&id) else { return };
+            let Some(accepted) = p.own.get(&c.name).cloned() else { continue };
+            let new = negotiate::track(c, d);
+            let old = p.publications.iter().find(|x| x.content == c.name).map(|x| x.track.clone());
+            if old.as_ref().map(|t| (t.ssrc, t.rtx)) == new.as_ref().map(|t| (t.ssrc, t.rtx)) {
+                continue;
+            }
+            self.stop_publication(id, &c.name, out);
+            if let Some(track) = new {
+                self.start_publication(id, Publication { content: c.name.clone(), description: accepted, track }, out);
             }
         }
-        self.retract(id, &unpublished, None, out);
+    }
+
+    /// A participant stops or resumes sending on a content (content-modify `senders`): a
+    /// camera turned off disappears at the others, and comes back when turned on.
+    fn content_modify(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
+        for c in &jingle.contents {
+            let Some(p) = self.participants.get(&id) else { return };
+            let active = p.publications.iter().any(|x| x.content == c.name);
+            if c.senders.initiator_sends() && !active {
+                if let Some(x) = self.participants.get_mut(&id).and_then(|p| p.dormant.remove(&c.name)) {
+                    self.start_publication(id, x, out);
+                }
+            } else if !c.senders.initiator_sends() && active {
+                if let Some(x) = self.stop_publication(id, &c.name, out) {
+                    if let Some(p) = self.participants.get_mut(&id) {
+                        p.dormant.insert(c.name.clone(), x);
+                    }
+                }
+            }
+        }
+    }
+
+    fn content_remove(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
+        for c in &jingle.contents {
+            let Some(p) = self.participants.get_mut(&id) else { return };
+            if p.forwarded.remove(&c.name).is_some() {
+                out.push(Output::Sfu(Command::Unsubscribe { subscriber: id, mid: c.name.clone() }));
+            } else {
+                p.own.remove(&c.name);
+                p.dormant.remove(&c.name);
+                self.stop_publication(id, &c.name, out);
+            }
+        }
     }
 
     /// Tell everyone receiving `publisher`'s `contents` that they are gone.
@@ -595,6 +692,20 @@ impl Conferences {
     }
 }
 
+/// Names of the form `p<digits>r<digits>` are the ones the focus gives forwarded streams.
+fn is_focus_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('p') else { return false };
+    match rest.split_once('r') {
+        Some((a, b)) => {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
 /// A session-initiate's contents, checked: one BUNDLE transport with credentials and a
 /// fingerprint, and an accepted description per content.
 struct Offer {
@@ -623,6 +734,9 @@ impl Offer {
         }
         let mut accepted = Vec::new();
         for c in contents {
+            if is_focus_name(&c.name) {
+                return Err(format!("content name {} is reserved for streams the focus adds", c.name));
+            }
             let Some(d) = &c.description else { continue };
             accepted.push((c.clone(), negotiate::accept_description(d).map_err(|e| e.0)?));
         }

@@ -290,3 +290,74 @@ fn disco_describes_the_focus_and_its_calls() {
     let other = String::from(&get(CALL, "jabber:iq:version"));
     assert!(other.contains("service-unavailable"));
 }
+
+#[test]
+fn camera_off_and_on_and_a_new_camera_travel_as_content_remove_and_add() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let actions_at_bob = |out: &[Output]| -> Vec<Action> {
+        sent(out).into_iter().filter(|s| s.0 == BOB).filter_map(|s| s.2.and_then(|j| j.action)).collect()
+    };
+    // Camera off: content-modify senders="none" on content "1".
+    let off = r#"<jingle xmlns="urn:xmpp:jingle:1" action="content-modify" sid="a"><content creator="initiator" name="1" senders="none"/></jingle>"#;
+    let out = f.handle_iq(&iq(ALICE, CALL, off));
+    assert_eq!(actions_at_bob(&out), vec![Action::ContentRemove]);
+    assert!(commands(&out).contains(&Command::Unpublish { participant: 1, ssrc: 1002 }));
+    // Camera on again: the same stream comes back.
+    let on = off.replace(r#"senders="none""#, r#"senders="both""#);
+    let out = f.handle_iq(&iq(ALICE, CALL, &on));
+    assert_eq!(actions_at_bob(&out), vec![Action::ContentAdd]);
+    // Another camera, another SSRC (description-info): remove the old stream, add the new.
+    let switch = r#"<jingle xmlns="urn:xmpp:jingle:1" action="description-info" sid="a"><content creator="initiator" name="1">
+        <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="video"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="7777"/></description>
+      </content></jingle>"#;
+    let out = f.handle_iq(&iq(ALICE, CALL, switch));
+    assert_eq!(actions_at_bob(&out), vec![Action::ContentRemove, Action::ContentAdd]);
+    assert!(commands(&out).contains(&Command::Publish {
+        participant: 1,
+        track: TrackSpec { mid: "1".into(), audio: false, ssrc: 7777, rtx: None }
+    }));
+    // The same sources again change nothing.
+    let out = f.handle_iq(&iq(ALICE, CALL, switch));
+    assert_eq!(actions_at_bob(&out), Vec::<Action>::new());
+    // Clients may not take the focus's own content names.
+    let bad = r#"<jingle xmlns="urn:xmpp:jingle:1" action="content-add" sid="a"><content creator="initiator" name="p2r9" senders="initiator">
+        <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="video"><payload-type id="96" name="VP8" clockrate="90000"/></description></content></jingle>"#;
+    let Output::Send(e) = &f.handle_iq(&iq(ALICE, CALL, bad))[0] else { panic!() };
+    assert!(String::from(e).contains("conflict"));
+}
+
+#[test]
+fn colliding_ssrcs_are_renamed_towards_the_receiver() {
+    let mut f = focus();
+    // Bob publishes the same SSRCs as Alice (by chance, or on purpose).
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    let out = f.handle_iq(&iq(BOB, CALL, &offer("b", 1000)));
+    let to_bob = sent(&out)
+        .into_iter()
+        .find(|s| s.0 == BOB && s.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentAdd)))
+        .unwrap()
+        .2
+        .unwrap();
+    let ssrcs: Vec<u32> =
+        to_bob.contents.iter().flat_map(|c| c.description.as_ref().unwrap().sources.iter().map(|s| s.ssrc)).collect();
+    assert_eq!(ssrcs.len(), 3);
+    assert!(ssrcs.iter().all(|s| ![1001, 1002, 1003].contains(s)), "{ssrcs:?}");
+    let names: String =
+        to_bob.contents.iter().map(|c| format!(r#"<content creator="responder" name="{}"/>"#, c.name)).collect();
+    let out = f.handle_iq(&iq(
+        BOB,
+        CALL,
+        &format!(r#"<jingle xmlns="urn:xmpp:jingle:1" action="content-accept" sid="b">{names}</jingle>"#),
+    ));
+    let subs: Vec<(u32, u32)> = commands(&out)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Subscribe { ssrc, out_ssrc, .. } => Some((ssrc, out_ssrc)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(subs.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1001, 1002], "the SFU still reads Alice's SSRCs");
+    assert_eq!(subs.iter().map(|s| s.1).collect::<Vec<_>>(), ssrcs[..2].to_vec(), "and writes the announced ones");
+}

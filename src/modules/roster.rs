@@ -317,7 +317,12 @@ async fn run_inbound(server: &Server, mut queue: VecDeque<Step>) {
         if !crate::accounts::exists(&server.store, &user) {
             // RFC 6121 §3.1.3: a request to a non-existent account is denied.
             if p.kind == SubscriptionKind::Subscribe {
-                queue.push_back(Step::Subscription(Pending { to: p.from.clone(), from: p.to.clone(), kind: SubscriptionKind::Unsubscribed, stanza: None }));
+                queue.push_back(Step::Subscription(Pending {
+                    to: p.from.clone(),
+                    from: p.to.clone(),
+                    kind: SubscriptionKind::Unsubscribed,
+                    stanza: None,
+                }));
             }
             continue;
         }

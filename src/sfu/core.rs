@@ -42,6 +42,8 @@ pub struct Transmit {
 struct Route {
     subscriber: ParticipantId,
     mid: Mid,
+    /// The SSRC the subscriber knows the stream by (announced in its content-add).
+    out_ssrc: u32,
 }
 
 struct Subscription {
@@ -192,8 +194,8 @@ impl Sfu {
                 }
                 self.routes.remove(&(participant, ssrc));
             }
-            Command::Subscribe { subscriber, mid, publisher, ssrc, out_rtx } => {
-                self.subscribe(subscriber, &mid, publisher, ssrc, out_rtx)
+            Command::Subscribe { subscriber, mid, publisher, ssrc, out_ssrc, out_rtx } => {
+                self.subscribe(subscriber, &mid, (publisher, ssrc), out_ssrc, out_rtx)
             }
             Command::Unsubscribe { subscriber, mid } => self.unsubscribe(subscriber, Mid::from(mid.as_str())),
             Command::SetForwarding { publisher, audio, enabled } => {
@@ -299,7 +301,15 @@ impl Sfu {
         self.dirty.push(spec.participant);
     }
 
-    fn subscribe(&mut self, sub: ParticipantId, mid: &str, publisher: ParticipantId, ssrc: u32, out_rtx: Option<u32>) {
+    fn subscribe(
+        &mut self,
+        sub: ParticipantId,
+        mid: &str,
+        track: (ParticipantId, u32),
+        out_ssrc: u32,
+        out_rtx: Option<u32>,
+    ) {
+        let (publisher, ssrc) = track;
         let Some(audio) =
             self.participants.get(&publisher).and_then(|p| p.tracks.iter().find(|t| t.ssrc == ssrc)).map(|t| t.audio)
         else {
@@ -312,9 +322,14 @@ impl Sfu {
         }
         let mut api = s.rtc.direct_api();
         api.declare_media(mid, kind(audio));
-        api.declare_stream_tx(Ssrc::from(ssrc), out_rtx.map(Ssrc::from), mid, None);
+        if api.stream_tx(&Ssrc::from(out_ssrc)).is_some() {
+            tracing::warn!(subscriber = sub, out_ssrc, "SSRC already used towards this participant; not forwarding");
+            api.remove_media(mid);
+            return;
+        }
+        api.declare_stream_tx(Ssrc::from(out_ssrc), out_rtx.map(Ssrc::from), mid, None);
         s.subscriptions.insert(mid, Subscription { publisher, ssrc, seq_base: None });
-        self.routes.entry((publisher, ssrc)).or_default().push(Route { subscriber: sub, mid });
+        self.routes.entry((publisher, ssrc)).or_default().push(Route { subscriber: sub, mid, out_ssrc });
         if !audio {
             self.request_keyframes(publisher, Some(ssrc));
         }
@@ -548,7 +563,7 @@ impl Sfu {
                 continue;
             }
             let mut api = s.rtc.direct_api();
-            let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else { continue };
+            let Some(tx) = api.stream_tx(&Ssrc::from(r.out_ssrc)) else { continue };
             tx.write_rtp(
                 RtpWrite::new(Pt::from(pt), SeqNo::from(out as u64), pkt.header.timestamp, now, pkt.payload.clone())
                     .marker(pkt.header.marker)
@@ -592,8 +607,7 @@ impl Sfu {
 
 fn publish(p: &mut Participant, t: TrackSpec) {
     let mid = Mid::from(t.mid.as_str());
-    let mut api = p.rtc.direct_api();
-    if api.stream_rx_by_mid(mid, None).is_none() && p.rtc.media(mid).is_none() {
+    if p.rtc.media(mid).is_none() {
         p.rtc.direct_api().declare_media(mid, kind(t.audio));
     }
     p.rtc.direct_api().expect_stream_rx(Ssrc::from(t.ssrc), t.rtx.map(Ssrc::from), mid, None);

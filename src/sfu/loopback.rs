@@ -25,6 +25,8 @@ pub struct Client {
     /// RTP packets received, per media id.
     pub received: HashMap<String, u64>,
     pub keyframe_requests: u64,
+    /// Sequence numbers received, per media id.
+    pub seqs: HashMap<String, Vec<u64>>,
     pub connected: bool,
     /// RFC 6464 level of the audio it sends (-127 silence .. 0 loudest).
     pub audio_level: i8,
@@ -45,6 +47,11 @@ pub struct Net {
     to_sfu: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Time spent inside the SFU's entry points.
     pub sfu_time: Duration,
+    /// Loss: drop every n-th datagram from the SFU to this participant...
+    pub drop_to: Option<(ParticipantId, u64)>,
+    /// ...or from this participant to the SFU.
+    pub drop_from: Option<(ParticipantId, u64)>,
+    datagrams: u64,
 }
 
 impl Net {
@@ -56,6 +63,9 @@ impl Net {
             now,
             to_sfu: VecDeque::new(),
             sfu_time: Duration::ZERO,
+            drop_to: None,
+            drop_from: None,
+            datagrams: 0,
         }
     }
 
@@ -138,6 +148,7 @@ impl Net {
             addr,
             received: HashMap::new(),
             keyframe_requests: 0,
+            seqs: HashMap::new(),
             connected: false,
             audio_level: -30,
             next_timeout: self.now,
@@ -164,8 +175,22 @@ impl Net {
             api.declare_media(Mid::from(vm.as_str()), MediaKind::Video);
             api.expect_stream_rx(Ssrc::from(video), Some(Ssrc::from(rtx)), Mid::from(vm.as_str()), None);
         }
-        self.sfu_command(Command::Subscribe { subscriber: sub, mid: am, publisher, ssrc: audio, out_rtx: None });
-        self.sfu_command(Command::Subscribe { subscriber: sub, mid: vm, publisher, ssrc: video, out_rtx: Some(rtx) });
+        self.sfu_command(Command::Subscribe {
+            subscriber: sub,
+            mid: am,
+            publisher,
+            ssrc: audio,
+            out_ssrc: audio,
+            out_rtx: None,
+        });
+        self.sfu_command(Command::Subscribe {
+            subscriber: sub,
+            mid: vm,
+            publisher,
+            ssrc: video,
+            out_ssrc: video,
+            out_rtx: Some(rtx),
+        });
     }
 
     pub fn sfu_command(&mut self, cmd: Command) {
@@ -220,13 +245,23 @@ impl Net {
             let mut moved = false;
             let t = Instant::now();
             while let Some((from, data)) = self.to_sfu.pop_front() {
-                self.sfu.datagram(self.now, from, &data);
                 moved = true;
+                self.datagrams += 1;
+                if let Some((id, n)) = self.drop_from {
+                    if self.clients.iter().any(|c| c.id == id && c.addr == from) && self.datagrams % n == 0 {
+                        continue;
+                    }
+                }
+                self.sfu.datagram(self.now, from, &data);
             }
             self.sfu_time += t.elapsed();
             let local = self.sfu.local_addr();
             while let Some(t) = self.sfu.poll_transmit() {
                 if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                    self.datagrams += 1;
+                    if self.drop_to.is_some_and(|(id, n)| id == c.id && self.datagrams % n == 0) {
+                        continue;
+                    }
                     if let Ok(r) = Receive::new(Protocol::Udp, local, c.addr, &t.contents) {
                         let _ = c.rtc.handle_input(Input::Receive(self.now, r));
                     }
@@ -254,8 +289,10 @@ fn drain(c: &mut Client, to_sfu: &mut VecDeque<(SocketAddr, Vec<u8>)>) {
             Ok(Output::Event(e)) => match e {
                 RtcEvent::Connected => c.connected = true,
                 RtcEvent::RtpPacket(p) => {
-                    let mid = c.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid().to_string());
-                    *c.received.entry(mid.unwrap_or_default()).or_default() += 1;
+                    let mid =
+                        c.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid().to_string()).unwrap_or_default();
+                    c.seqs.entry(mid.clone()).or_default().push(*p.seq_no);
+                    *c.received.entry(mid).or_default() += 1;
                 }
                 RtcEvent::KeyframeRequest(_) => c.keyframe_requests += 1,
                 _ => {}

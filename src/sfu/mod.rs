@@ -113,13 +113,15 @@ pub enum Command {
         participant: ParticipantId,
         ssrc: u32,
     },
-    /// Start forwarding a publisher's track to a subscriber on the subscriber's content
-    /// `mid`, with the SSRCs announced to the subscriber in the content-add.
+    /// Start forwarding a publisher's track (`publisher`, `ssrc`) to a subscriber on the
+    /// subscriber's content `mid`, as `out_ssrc`/`out_rtx`: the SSRCs announced to the
+    /// subscriber in the content-add (unique within its session, chosen by the focus).
     Subscribe {
         subscriber: ParticipantId,
         mid: String,
         publisher: ParticipantId,
         ssrc: u32,
+        out_ssrc: u32,
         out_rtx: Option<u32>,
     },
     Unsubscribe {

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use super::{Command, Event, Sfu, SfuConfig};
 
 const MAX_WAIT: Duration = Duration::from_millis(5);
+/// Datagrams handled between two visits to the command queue and the timers.
+const READ_BATCH: usize = 64;
 /// Commands queued for the SFU thread before the focus is told it is overloaded.
 pub const COMMAND_QUEUE: usize = 4096;
 
@@ -66,8 +68,9 @@ fn run(socket: UdpSocket, mut sfu: Sfu, commands: Receiver<Command>, events: tok
         if socket.set_read_timeout(Some(wait)).is_err() {
             return;
         }
-        // Read everything that is waiting before going back to commands and timers.
-        loop {
+        // Read what is waiting, but go back to commands and timers at least every
+        // READ_BATCH datagrams so a busy socket never starves str0m's timers.
+        for _ in 0..READ_BATCH {
             match socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     sfu.datagram(Instant::now(), from, &buf[..n]);

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 
 import aioice.ice
+import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
@@ -25,6 +26,18 @@ from jingle_sdp import (NS_COIN, NS_JINGLE, MediaSection, build_sdp, content_ele
 
 # Loopback only: host candidates on 127.0.0.1, and no default STUN server.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+class SmallVideo(VideoStreamTrack):
+    """A 320x240 synthetic camera: cheap to encode on a CI machine."""
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame(width=320, height=240)
+        for plane in frame.planes:
+            plane.update(bytes([pts % 256]) * plane.buffer_size)
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
 
 DIRECTION_OF_REMOTE = {"initiator": "recvonly", "responder": "sendonly", "both": "sendrecv", "none": "inactive"}
 
@@ -39,6 +52,7 @@ class MediaPeer:
         self.frames: Counter = Counter()  # decoded frames per content name
         self.owners: dict[str, str] = {}  # content name -> user entity (XEP-0298)
         self.removed: list[str] = []
+        self.infos: list[tuple[str, str]] = []  # session-info received: (kind, content name)
         self.terminated: str | None = None
         self.log: list[str] = []
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -68,18 +82,44 @@ class MediaPeer:
 
     async def join(self) -> None:
         self.pc.addTrack(AudioStreamTrack())
-        self.pc.addTrack(VideoStreamTrack())
+        self.pc.addTrack(SmallVideo())
         await self.pc.setLocalDescription(await self.pc.createOffer())
         j = sdp_to_jingle(self.pc.localDescription.sdp, "session-initiate", self.sid)
         j.set("initiator", str(self.client.boundjid))
         await self._send(j)
         self._tasks.append(asyncio.ensure_future(self._work()))
 
+    async def add_video(self) -> str:
+        """Start another video stream (a screen share): content-add to the focus."""
+        self.pc.addTransceiver(SmallVideo(), direction="sendonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        known = {s.mid for s in self.remote}
+        new = [s for s in parse_sdp(self.pc.localDescription.sdp) if s.mid not in known]
+        j = ET.Element(q(NS_JINGLE, "jingle"), action="content-add", sid=self.sid)
+        for s in new:
+            j.append(content_element(s, "initiator", "initiator"))
+        await self._send(j)
+        return new[0].mid
+
+    async def remove_content(self, name: str) -> None:
+        j = ET.Element(q(NS_JINGLE, "jingle"), action="content-remove", sid=self.sid)
+        ET.SubElement(j, q(NS_JINGLE, "content"), creator="initiator", name=name)
+        await self._send(j)
+
+    async def mute(self, name: str) -> None:
+        j = ET.Element(q(NS_JINGLE, "jingle"), action="session-info", sid=self.sid)
+        ET.SubElement(j, "{urn:xmpp:jingle:apps:rtp:info:1}mute", creator="initiator", name=name)
+        await self._send(j)
+
     async def leave(self) -> None:
         j = ET.Element(q(NS_JINGLE, "jingle"), action="session-terminate", sid=self.sid)
         ET.SubElement(ET.SubElement(j, q(NS_JINGLE, "reason")), q(NS_JINGLE, "success"))
         await self._send(j)
         await self.close()
+
+    async def drop_media(self) -> None:
+        """The network dies: media stops, signalling stays."""
+        await self.pc.close()
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -101,6 +141,11 @@ class MediaPeer:
                     await self._on_accept(j)
                 elif action == "content-add":
                     await self._on_content_add(j)
+                elif action == "content-accept":
+                    await self._on_content_accept(j)
+                elif action == "session-info":
+                    for el in j:
+                        self.infos.append((el.tag.split("}")[1], el.get("name")))
                 elif action == "content-remove":
                     self.removed += [c.get("name") for c in j.findall(q(NS_JINGLE, "content"))]
                 elif action == "session-terminate":
@@ -118,6 +163,14 @@ class MediaPeer:
             self.remote.append(s)
         await self.pc.setRemoteDescription(RTCSessionDescription(build_sdp(self.remote), "answer"))
         self.accepted.set()
+
+    async def _on_content_accept(self, j: ET.Element) -> None:
+        """The focus accepted a stream we added: apply its answer."""
+        for c in j.findall(q(NS_JINGLE, "content")):
+            s = section_from_content(c)
+            s.direction = DIRECTION_OF_REMOTE[c.get("senders", "both")]
+            self.remote.append(s)
+        await self.pc.setRemoteDescription(RTCSessionDescription(build_sdp(self.remote), "answer"))
 
     async def _on_content_add(self, j: ET.Element) -> None:
         users = [u.get("entity") for u in j.iter(q(NS_COIN, "user"))]
@@ -137,6 +190,10 @@ class MediaPeer:
             if s.mid in new:
                 accept.append(content_element(s, "responder", "responder", with_transport=False))
         await self._send(accept)
+
+    def video_streams_from(self, user: str) -> dict[str, int]:
+        """Decoded frames per video content of `user`."""
+        return {s.mid: self.frames[s.mid] for s in self.remote if self.owners.get(s.mid) == user and s.media == "video"}
 
     def frames_from(self, user: str) -> dict[str, int]:
         """Decoded frames of `user`'s streams, by media ("audio"/"video")."""

@@ -36,7 +36,6 @@ async def test_two_peers_exchange_audio_and_video(server):
 
         await wait_until(lambda: flowing(alice, "bob", 20) and flowing(bob, "alice", 20), 45,
                          "decoded audio and video both ways", peers)
-        print("alice got", alice.frames_from("xmpp:bob@localhost"), "bob got", bob.frames_from("xmpp:alice@localhost"), alice.log, bob.log)
         before = bob.frames_from("xmpp:alice@localhost")
         await asyncio.sleep(1.0)
         after = bob.frames_from("xmpp:alice@localhost")
@@ -50,3 +49,53 @@ async def test_two_peers_exchange_audio_and_video(server):
         await alice.close()
         await bob.close()
         await close_all(alice_c, bob_c)
+
+
+async def test_late_joiner_screen_share_mute_and_a_dead_network(server):
+    clients = [await sign_in(server, u, resource="media") for u in ("alice", "bob", "carol")]
+    alice, bob, carol = peers = [MediaPeer(c, "weekly@focus.localhost") for c in clients]
+    users = {p: f"xmpp:{n}@localhost" for p, n in zip(peers, ("alice", "bob", "carol"))}
+
+    def sees(p: MediaPeer, other: MediaPeer, n: int = 10) -> bool:
+        f = p.frames_from(users[other])
+        return f.get("audio", 0) >= n and f.get("video", 0) >= n
+
+    try:
+        for p in (alice, bob):
+            await p.join()
+            await wait_until(p.accepted.is_set, 10, "session-accept", peers)
+        await wait_until(lambda: sees(alice, bob) and sees(bob, alice), 45, "alice and bob media", peers)
+        # Carol joins a call in progress: she gets both streams, both get hers.
+        await carol.join()
+        await wait_until(lambda: all(sees(p, o) for p in peers for o in peers if p is not o), 60,
+                         "media between all three", peers)
+
+        # Alice shares her screen: a second video content, decoded by the other two.
+        screen = await alice.add_video()
+
+        def screen_seen(p: MediaPeer) -> bool:
+            streams = p.video_streams_from(users[alice])
+            return len(streams) == 2 and all(n >= 5 for n in streams.values())
+
+        await wait_until(lambda: screen_seen(bob) and screen_seen(carol), 45, "the screen share at bob and carol", peers)
+
+        # Mute is relayed with each receiver's own content name.
+        await alice.mute("0")
+        await wait_until(lambda: any(k == "mute" for k, _ in bob.infos), 10, "mute at bob", peers)
+        (_, name), = [i for i in bob.infos if i[0] == "mute"]
+        assert bob.owners.get(name) == users[alice]
+
+        # Stopping the share removes exactly that stream at the others.
+        await alice.remove_content(screen)
+        await wait_until(lambda: len(bob.removed) == 1 and len(carol.removed) == 1, 10, "screen removed", peers)
+
+        # Carol's network dies (no session-terminate): the SFU notices within seconds, the
+        # focus tells the others and ends her session.
+        await carol.drop_media()
+        await wait_until(lambda: len(bob.removed) == 3 and len(alice.removed) == 2, 20, "carol's streams removed", peers)
+        await wait_until(lambda: carol.terminated is not None, 5, "carol's session-terminate", peers)
+        assert carol.terminated == "connectivity-error"
+    finally:
+        for p in peers:
+            await p.close()
+        await close_all(*clients)

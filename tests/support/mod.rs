@@ -23,6 +23,8 @@ use tokio_rustls::rustls::{
 
 pub struct TestServer {
     pub starttls: std::net::SocketAddr,
+    /// The XEP-0114 listener, when the config has one.
+    pub component: Option<std::net::SocketAddr>,
     pub direct: std::net::SocketAddr,
     pub server: Arc<Server>,
     pub dir: tempfile::TempDir,
@@ -30,18 +32,24 @@ pub struct TestServer {
 
 /// Start a server in this process on free ports; `extra` is appended to the [c2s] table.
 pub async fn start(extra_c2s: &str) -> TestServer {
+    start_with(extra_c2s, "").await
+}
+
+/// Like [`start`], with more TOML tables after the generated ones.
+pub async fn start_with(extra_c2s: &str, more: &str) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[server]\ndomain = 'localhost'\ndata_dir = '{}'\n[c2s]\nstarttls_listen = ['127.0.0.1:0']\n\
-         direct_tls_listen = ['127.0.0.1:0']\n{extra_c2s}\n[auth]\nregistration = true\n",
+         direct_tls_listen = ['127.0.0.1:0']\n{extra_c2s}\n[auth]\nregistration = true\n{more}\n",
         dir.path().display()
     );
     let server = Server::new(Config::parse("test", &toml).unwrap()).unwrap();
     let listeners = server.bind().await.unwrap();
     let starttls = listeners[0].0.local_addr().unwrap();
     let direct = listeners[1].0.local_addr().unwrap();
+    let component = listeners.components.first().map(|l| l.local_addr().unwrap());
     server.start(listeners);
-    TestServer { starttls, direct, server, dir }
+    TestServer { starttls, direct, component, server, dir }
 }
 
 #[derive(Debug)]

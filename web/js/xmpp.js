@@ -159,6 +159,7 @@ export class Client extends EventTarget {
   async open(domain) {
     this.send(x('open', { xmlns: NS.framing, to: domain, version: '1.0' }));
     const opened = await this.next();
+    if (opened.localName === 'failure') throw new Error(child(opened, 'text')?.textContent || 'connection closed');
     if (opened.localName !== 'open') throw new Error(`unexpected ${opened.localName}`);
     const features = await this.next();
     if (features.localName !== 'features') throw new Error(`expected features, got ${features.localName}`);

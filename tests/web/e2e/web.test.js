@@ -16,6 +16,7 @@ let owner;
 /** @type {Awaited<ReturnType<typeof newPage>>} */
 let guest;
 let participantLink = '';
+let moderatorLink = '';
 
 before(async () => {
   amphi = await startAmphi({ capacity: 100 });
@@ -118,7 +119,8 @@ test('the owner copies the participant link from the invitation dialog', async (
   await page.waitForSelector('#participant-link');
   participantLink = await page.inputValue('#participant-link');
   assert.match(participantLink, new RegExp(`^${amphi.base}/meeting/signin/participant/equipe/hash/[A-Za-z0-9_-]{43}$`));
-  assert.match(await page.inputValue('#moderator-link'), /\/meeting\/signin\/moderator\/equipe\/hash\//);
+  moderatorLink = await page.inputValue('#moderator-link');
+  assert.match(moderatorLink, /\/meeting\/signin\/moderator\/equipe\/hash\//);
   await page.click('[data-copy="participant-link"]');
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), participantLink);
   await shot(page, '09-invite-dialog');
@@ -138,6 +140,9 @@ test('forged or altered links are refused', async () => {
     await page.waitForSelector('#join-invalid');
   }
   await shot(page, '10-forged-link');
+  // A genuine moderator link is for people with an account: it asks to sign in.
+  await page.goto(moderatorLink);
+  await page.waitForSelector('text=Sign in to continue.');
   await page.context().close();
 });
 
