@@ -235,7 +235,7 @@ EOF
 if [ -z "${CONFORMANCE_BIN:-}" ]; then
     log "building the runner"
     (cd "$root" && cargo build -q -p conformance)
-    CONFORMANCE_BIN=$root/target/debug/conformance
+    CONFORMANCE_BIN=${CARGO_TARGET_DIR:-$root/target}/debug/conformance
 fi
 "$CONFORMANCE_BIN" check "${scenarios[@]}" >/dev/null
 

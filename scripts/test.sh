@@ -7,7 +7,7 @@
 #   TEST_SERVER=prosody scripts/test.sh integration   the integration suite against Prosody
 #   PYTEST_ARGS="-k hostile -x" scripts/test.sh integration
 #
-# Phases: deps fmt clippy test build integration conformance bench
+# Phases: deps fmt clippy test build integration web media conformance bench
 # Dependencies land in .test-work/ (git-ignored): a Python venv with the pinned packages of
 # tests/integration/requirements.txt, reinstalled only when that file changes.
 set -euo pipefail
@@ -21,7 +21,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export AMPHI_BIN="${AMPHI_BIN:-$TARGET_DIR/debug/amphi}"
 export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(prosody ejabberd slapd ldap-utils openssl)
-ALL_PHASES=(fmt clippy test build integration conformance bench)
+ALL_PHASES=(fmt clippy test build integration web media conformance bench)
 
 RUN_START=$SECONDS
 TIMINGS=()
@@ -98,6 +98,19 @@ integration() {
         -o cache_dir="$WORK/pytest-cache" ${PYTEST_ARGS:-}
 }
 
+media() {
+    # Calls through the focus with aiortc media peers (their own venv: aiortc's wheels).
+    local venv="$WORK/venv-media" req="$ROOT/tests/media/requirements.txt" want have=""
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || return 1
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    [ -f "$venv/.requirements.sha256" ] && have="$(cat "$venv/.requirements.sha256")"
+    if [ "$want" != "$have" ]; then
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" || return 1
+        echo "$want" >"$venv/.requirements.sha256"
+    fi
+    "$venv/bin/python" -m pytest "$ROOT/tests/media" -q --basetemp="$WORK/pytest-media" -o cache_dir="$WORK/pytest-cache"
+}
+
 conformance() {
     # The scenarios against amphi, Prosody and ejabberd; amphi must pass all of them, the
     # references may only fail where conformance/expectations.toml records why.
@@ -122,6 +135,9 @@ run() {
         integration) run_phase integration \
             "see the failing tests above (each shows the server log of its own time span); logs in $WORK/pytest" \
             integration ;;
+        web) run_phase web "the web client suite failed: see tests/web/screenshots and the output above" \
+            bash "$ROOT/tests/web/run.sh" ;;
+        media) run_phase media "a call test failed: see the output above" media ;;
         conformance) run_phase conformance "the conformance suite failed" conformance ;;
         bench) run_phase bench "the bench smoke run failed" bench ;;
         *) die "unknown phase '$1' (phases: ${ALL_PHASES[*]})" ;;

@@ -27,6 +27,8 @@ pub struct Server {
     pub shutdown: broadcast::Sender<()>,
     /// XEP-0115 `<c/>` for stream features, computed once.
     pub caps: minidom::Element,
+    /// Stanzas received from clients since start (for /metrics).
+    pub stanzas_in: std::sync::atomic::AtomicU64,
     /// Connected external components (XEP-0114).
     pub components: crate::component::Components,
     /// Sessions waiting to be resumed (XEP-0198).
@@ -86,6 +88,7 @@ impl Server {
             guests: crate::guests::Guests::default(),
             sm: crate::c2s::sm::SmRegistry::default(),
             components: crate::component::Components::default(),
+            stanzas_in: std::sync::atomic::AtomicU64::new(0),
             caps: crate::modules::disco::caps_element(&config.contact),
             focus,
             muc: config

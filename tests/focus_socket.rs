@@ -96,3 +96,19 @@ async fn two_clients_join_a_call_and_see_each_others_streams() {
     let removed = bob.expect(|e| jingle_action(e).as_deref() == Some("content-remove")).await;
     assert!(String::from(&removed).contains(&name));
 }
+
+#[test]
+fn media_config_is_checked_and_named_in_errors() {
+    use amphi::config::Config;
+    let base = "[server]\ndomain = 'localhost'\n[media]\n";
+    let ok = Config::parse("t", &format!("{base}listen = '127.0.0.1:0'\npublic_address = '203.0.113.5'\nlast_n = 4\n"))
+        .unwrap();
+    assert_eq!(ok.media.public_ip().unwrap(), Some("203.0.113.5:0".parse().unwrap()));
+    assert_eq!(ok.focus_domain().as_deref(), Some("focus.localhost"));
+    let err = Config::parse("t", &format!("{base}public_address = 'not an address'\n")).unwrap_err().to_string();
+    assert!(err.contains("media.public_address"), "{err}");
+    let err = Config::parse("t", &format!("{base}lastn = 1\n")).unwrap_err().to_string();
+    assert!(err.contains("lastn"), "unknown keys are refused: {err}");
+    let off = Config::parse("t", &format!("{base}enabled = false\n")).unwrap();
+    assert_eq!(off.focus_domain(), None);
+}

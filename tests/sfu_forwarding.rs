@@ -179,3 +179,54 @@ fn lost_video_is_recovered_with_nack_and_rtx_on_both_legs() {
         );
     }
 }
+
+/// Frames of `id`'s simulcast video, one keyframe every 10.
+fn run_simulcast(net: &mut Net, id: u64, n: &mut u64, frames: u64) {
+    for _ in 0..frames {
+        *n += 1;
+        net.send_simulcast(id, *n, *n % 10 == 1);
+        net.step(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn simulcast_layer_follows_bandwidth_and_preference_as_one_continuous_stream() {
+    let mut net = Net::new();
+    let a = net.join_with("call", true);
+    let b = net.join("call");
+    net.subscribe(b, a);
+    net.client(b).record = true;
+    let v = format!("v{a}");
+    let layer_of = |p: &Vec<u8>| p[7];
+    let mut n = 0;
+    // Nothing known of b's bandwidth: the lowest layer.
+    run_simulcast(&mut net, a, &mut n, 30);
+    let seen: Vec<u8> = net.client(b).payloads[&v].iter().map(layer_of).collect();
+    assert!(!seen.is_empty() && seen.iter().all(|l| *l == 0), "{seen:?}");
+    // Plenty of bandwidth: up to the top layer, at its next keyframe, after asking for one.
+    let plis = net.client(a).keyframe_requests;
+    net.sfu.set_estimate(b, 10_000_000);
+    run_simulcast(&mut net, a, &mut n, 30);
+    assert!(net.client(a).keyframe_requests > plis, "a keyframe was requested for the switch");
+    assert_eq!(net.client(b).payloads[&v].last().map(layer_of), Some(2));
+    // The receiver wants at most the middle layer (a thumbnail).
+    net.sfu_command(Command::PreferLayer { subscriber: b, mid: v.clone(), max: 1 });
+    run_simulcast(&mut net, a, &mut n, 30);
+    assert_eq!(net.client(b).payloads[&v].last().map(layer_of), Some(1));
+    // Bandwidth collapses: back to the lowest layer.
+    net.sfu.set_estimate(b, 50_000);
+    run_simulcast(&mut net, a, &mut n, 30);
+    assert_eq!(net.client(b).payloads[&v].last().map(layer_of), Some(0));
+
+    // One stream for the receiver: consecutive sequence numbers and picture ids, although
+    // it came from three SSRCs with their own numbering.
+    let mut seqs = net.client(b).seqs[&v].clone();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len() as u64, seqs[seqs.len() - 1] - seqs[0] + 1, "no gaps: {seqs:?}");
+    let pids: Vec<u16> =
+        net.client(b).payloads[&v].iter().map(|p| (u16::from(p[2] & 0x7f) << 8) | u16::from(p[3])).collect();
+    assert!(pids.windows(2).all(|w| w[1] == w[0].wrapping_add(1) & 0x7fff), "picture ids: {pids:?}");
+    let layers: Vec<u8> = net.client(b).payloads[&v].iter().map(layer_of).collect();
+    assert!(layers.contains(&2) && layers.contains(&1), "{layers:?}");
+}

@@ -111,6 +111,7 @@ impl Session {
             // RFC 6120 §7.1: no stanzas before a resource is bound.
             return Err(StreamError::new(StreamCondition::NotAuthorized, "bind a resource before sending stanzas"));
         }
+        self.server.stanzas_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // RFC 6120 §8.1.2.1: the server stamps the full JID of the sender.
         el.set("from", self.full_str());
         let to = match stanza::to(&el) {
@@ -121,7 +122,8 @@ impl Session {
             }
         };
         if let Some(room) = &self.guest_room {
-            if !guest_may_send(room, self.server.domain(), kind, &el, to.as_ref()) {
+            let focus = self.server.focus.as_ref().map(|f| f.domain.as_str());
+            if !guest_may_send(room, self.server.domain(), focus, kind, &el, to.as_ref()) {
                 self.bounce(
                     &el,
                     StanzaError::forbidden().with_text("guests can only take part in the meeting they were invited to"),
@@ -204,14 +206,26 @@ impl Session {
     }
 }
 
-/// What a guest session may send: anything to its room (and the room's occupants), and
-/// pings and service discovery to the server. Nothing else: no roster, no other users.
-fn guest_may_send(room: &BareJid, domain: &str, kind: Kind, el: &Element, to: Option<&jid::Jid>) -> bool {
+/// What a guest session may send: anything to its room (and the room's occupants) and to
+/// the room's call on the focus, and pings and service discovery to the server. Nothing
+/// else: no roster, no other users, no other rooms.
+fn guest_may_send(
+    room: &BareJid,
+    domain: &str,
+    focus: Option<&str>,
+    kind: Kind,
+    el: &Element,
+    to: Option<&jid::Jid>,
+) -> bool {
     let Some(to) = to else {
         // Presence broadcast goes to an empty roster; iqs to the own account are refused.
         return kind == Kind::Presence;
     };
     if to.to_bare() == *room {
+        return true;
+    }
+    let call = focus.is_some_and(|f| to.domain().as_str() == f) && to.node() == room.node();
+    if call && kind == Kind::Iq {
         return true;
     }
     let server_iq = kind == Kind::Iq

@@ -13,9 +13,15 @@ use minidom::Element;
 
 use super::negotiate;
 use crate::error::StanzaError;
-use crate::jingle::{ns, Action, Content, IceTransport, Jingle, Media, RtpDescription, SessionInfo};
+use crate::jingle::{ns, Action, Content, IceTransport, Jingle, Media, RtpDescription};
 use crate::sfu::{Command, Event, JoinSpec, ParticipantId, TrackSpec};
 use crate::xml::AttrExt;
+
+mod moderation;
+mod offer;
+mod streams;
+
+use offer::Offer;
 
 /// What the focus does next.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +72,8 @@ struct Participant {
     focus_jid: String,
     ufrag: String,
     pwd: String,
+    /// Our DTLS role as XEP-0320 `setup`: "passive" unless the client insists on it.
+    setup: &'static str,
     /// What it accepted to receive, by media: the payload types used for forwarded streams.
     receive: HashMap<Media, RtpDescription>,
     publications: Vec<Publication>,
@@ -79,7 +87,7 @@ struct Participant {
 
 impl Participant {
     fn transport(&self, info: &FocusInfo) -> IceTransport {
-        negotiate::focus_transport(&self.ufrag, &self.pwd, &info.fingerprint, "passive", info.candidate)
+        negotiate::focus_transport(&self.ufrag, &self.pwd, &info.fingerprint, self.setup, info.candidate)
     }
 
     fn owner_uri(&self) -> String {
@@ -98,7 +106,13 @@ pub struct Conferences {
     next_id: ParticipantId,
     next_iq: u64,
     random: Random,
+    /// Whether a full JID may moderate a call (mute others); none may until the MUC
+    /// service answers this (see xep/jingle-conferences.md).
+    moderator: ModeratorCheck,
 }
+
+/// `(call, full JID)` → may this participant moderate the call?
+pub type ModeratorCheck = Box<dyn Fn(&str, &str) -> bool + Send>;
 
 type Outs = Vec<Output>;
 
@@ -117,6 +131,7 @@ impl Conferences {
             next_id: 1,
             next_iq: 1,
             random,
+            moderator: Box::new(|_, _| false),
         }
     }
 
@@ -175,7 +190,7 @@ impl Conferences {
                     out.push(Output::Sfu(Command::Candidate { participant: id, candidate: c.to_sdp() }));
                 }
             }
-            Action::SessionInfo => self.session_info(id, &jingle, &mut out),
+            Action::SessionInfo => return self.session_info(iq, id, &jingle),
             Action::SessionTerminate => self.leave(id, None, &mut out),
             Action::DescriptionInfo => self.description_info(id, &jingle, &mut out),
             Action::ContentModify => self.content_modify(id, &jingle, &mut out),
@@ -251,6 +266,7 @@ impl Conferences {
             focus_jid,
             ufrag,
             pwd,
+            setup: if offer.fingerprint.setup == "passive" { "active" } else { "passive" },
             receive: HashMap::new(),
             publications: Vec::new(),
             own: HashMap::new(),
@@ -335,307 +351,6 @@ impl Conferences {
         out
     }
 
-    fn publications(&self, id: ParticipantId) -> Vec<String> {
-        self.participants
-            .get(&id)
-            .map(|p| p.publications.iter().map(|x| x.content.clone()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Send `to` a content-add for `publisher`'s contents `contents`.
-    fn offer_streams(&mut self, to: ParticipantId, publisher: ParticipantId, contents: &[String], out: &mut Outs) {
-        if contents.is_empty() || to == publisher {
-            return;
-        }
-        let Some(pubr) = self.participants.get(&publisher) else { return };
-        let owner = pubr.owner_uri();
-        let pubs: Vec<Publication> =
-            pubr.publications.iter().filter(|x| contents.contains(&x.content)).cloned().collect();
-        let Some(p) = self.participants.get(&to) else { return };
-        let mut used: Vec<u32> = p
-            .publications
-            .iter()
-            .chain(p.dormant.values())
-            .flat_map(|x| [Some(x.track.ssrc), x.track.rtx])
-            .chain(p.forwarded.values().flat_map(|f| [Some(f.out_ssrc), f.out_rtx]))
-            .flatten()
-            .collect();
-        let mut ssrcs = Vec::new();
-        for x in &pubs {
-            let ssrc = self.unused_ssrc(x.track.ssrc, &mut used);
-            // Video always gets an RTX stream towards the receiver: the SFU answers NACKs
-            // from its own cache, whether or not the publisher sends RTX.
-            let rtx = match x.track.rtx {
-                Some(r) => Some(self.unused_ssrc(r, &mut used)),
-                None if !x.track.audio => Some(self.unused_ssrc(0, &mut used)),
-                None => None,
-            };
-            ssrcs.push((ssrc, rtx));
-        }
-        let Some(p) = self.participants.get_mut(&to) else { return };
-        let transport = p.transport(&self.info);
-        let mut j = Jingle {
-            action: Some(Action::ContentAdd),
-            sid: p.sid.clone(),
-            initiator: Some(p.jid.clone()),
-            users: vec![owner],
-            ..Jingle::default()
-        };
-        for (x, (out_ssrc, out_rtx)) in pubs.into_iter().zip(ssrcs) {
-            let name = format!("p{publisher}r{}", p.next_content);
-            p.next_content += 1;
-            let msid = format!("amphi-{publisher} {}", x.content);
-            let cname = format!("amphi-{publisher}");
-            j.contents.push(negotiate::forwarded_content(
-                &name,
-                x.description.media,
-                p.receive.get(&x.description.media),
-                &x.description,
-                out_ssrc,
-                out_rtx,
-                &msid,
-                &cname,
-                transport.clone(),
-            ));
-            p.forwarded
-                .insert(name, Forwarded { publisher, content: x.content.clone(), accepted: false, out_ssrc, out_rtx });
-        }
-        j.bundle = j.contents.iter().map(|c| c.name.clone()).collect();
-        let (from, to_jid) = (p.focus_jid.clone(), p.jid.clone());
-        let iq = self.iq_set(&from, &to_jid, j.to_element());
-        out.push(Output::Send(iq));
-    }
-
-    /// `wanted` if no stream of the session uses it yet, else a fresh random SSRC.
-    fn unused_ssrc(&mut self, wanted: u32, used: &mut Vec<u32>) -> u32 {
-        let mut ssrc = wanted;
-        while ssrc == 0 || used.contains(&ssrc) {
-            let mut b = [0u8; 4];
-            (self.random)(&mut b);
-            ssrc = u32::from_be_bytes(b);
-        }
-        used.push(ssrc);
-        ssrc
-    }
-
-    fn content_accept(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
-        for c in &jingle.contents {
-            let Some(f) = self.participants.get_mut(&id).and_then(|p| p.forwarded.get_mut(&c.name)) else { continue };
-            if f.accepted {
-                continue;
-            }
-            f.accepted = true;
-            let (publisher, content, out_ssrc, out_rtx) = (f.publisher, f.content.clone(), f.out_ssrc, f.out_rtx);
-            let track = self
-                .participants
-                .get(&publisher)
-                .and_then(|p| p.publications.iter().find(|x| x.content == content))
-                .map(|x| x.track.clone());
-            if let Some(t) = track {
-                out.push(Output::Sfu(Command::Subscribe {
-                    subscriber: id,
-                    mid: c.name.clone(),
-                    publisher,
-                    ssrc: t.ssrc,
-                    out_ssrc,
-                    out_rtx,
-                }));
-            }
-        }
-    }
-
-    /// A participant adds streams it sends (screen share, camera turned on).
-    fn content_add(&mut self, iq: &Element, id: ParticipantId, jingle: Jingle) -> Outs {
-        let mut accepted = Vec::new();
-        for c in &jingle.contents {
-            let Some(d) = &c.description else { continue };
-            let known = self.participants.get(&id).is_some_and(|p| p.own.contains_key(&c.name));
-            if known || is_focus_name(&c.name) {
-                return vec![error(iq, StanzaError::conflict().with_text("content name already in use"), None)];
-            }
-            match negotiate::accept_description(d) {
-                Ok(a) => accepted.push((c.clone(), a)),
-                Err(e) => return vec![error(iq, StanzaError::not_acceptable().with_text(e.0), None)],
-            }
-        }
-        let Some(p) = self.participants.get_mut(&id) else { return Vec::new() };
-        let mut out = vec![Output::Send(crate::c2s::negotiation::iq_result(iq, None))];
-        let transport = p.transport(&self.info);
-        let mut answer = Jingle {
-            action: Some(Action::ContentAccept),
-            sid: p.sid.clone(),
-            initiator: Some(p.jid.clone()),
-            ..Jingle::default()
-        };
-        let mut started = Vec::new();
-        for (c, a) in accepted {
-            if let Some(t) = negotiate::track(&c, c.description.as_ref().unwrap_or(&a)) {
-                started.push(Publication { content: c.name.clone(), description: a.clone(), track: t });
-            }
-            p.receive.entry(a.media).or_insert_with(|| a.clone());
-            p.own.insert(c.name.clone(), a.clone());
-            answer.contents.push(Content {
-                creator: c.creator,
-                name: c.name.clone(),
-                senders: crate::jingle::Senders::Initiator,
-                description: Some(a),
-                transport: Some(transport.clone()),
-            });
-        }
-        let (from, to) = (p.focus_jid.clone(), p.jid.clone());
-        let el = answer.to_element();
-        out.push(Output::Send(self.iq_set(&from, &to, el)));
-        for x in started {
-            self.start_publication(id, x, &mut out);
-        }
-        out
-    }
-
-    /// Forward a new stream of `id` to everyone else in its call.
-    fn start_publication(&mut self, id: ParticipantId, x: Publication, out: &mut Outs) {
-        let Some(p) = self.participants.get_mut(&id) else { return };
-        out.push(Output::Sfu(Command::Publish { participant: id, track: x.track.clone() }));
-        let name = x.content.clone();
-        p.publications.push(x);
-        for other in self.calls.get(&p.call).cloned().unwrap_or_default() {
-            self.offer_streams(other, id, std::slice::from_ref(&name), out);
-        }
-    }
-
-    /// Stop forwarding a stream of `id`; the others get content-remove.
-    fn stop_publication(&mut self, id: ParticipantId, name: &str, out: &mut Outs) -> Option<Publication> {
-        let p = self.participants.get_mut(&id)?;
-        let i = p.publications.iter().position(|x| x.content == name)?;
-        let x = p.publications.remove(i);
-        out.push(Output::Sfu(Command::Unpublish { participant: id, ssrc: x.track.ssrc }));
-        self.retract(id, std::slice::from_ref(&x.content), None, out);
-        Some(x)
-    }
-
-    /// New sources on a participant's content (XEP-0339 in description-info), e.g. a camera
-    /// switched to another device: a new SSRC is a new stream for the others.
-    fn description_info(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
-        for c in &jingle.contents {
-            let Some(d) = &c.description else { continue };
-            let Some(p) = self.participants.get(&id) else { return };
-            let Some(accepted) = p.own.get(&c.name).cloned() else { continue };
-            let new = negotiate::track(c, d);
-            let old = p.publications.iter().find(|x| x.content == c.name).map(|x| x.track.clone());
-            if old.as_ref().map(|t| (t.ssrc, t.rtx)) == new.as_ref().map(|t| (t.ssrc, t.rtx)) {
-                continue;
-            }
-            self.stop_publication(id, &c.name, out);
-            if let Some(track) = new {
-                self.start_publication(id, Publication { content: c.name.clone(), description: accepted, track }, out);
-            }
-        }
-    }
-
-    /// A participant stops or resumes sending on a content (content-modify `senders`): a
-    /// camera turned off disappears at the others, and comes back when turned on.
-    fn content_modify(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
-        for c in &jingle.contents {
-            let Some(p) = self.participants.get(&id) else { return };
-            let active = p.publications.iter().any(|x| x.content == c.name);
-            if c.senders.initiator_sends() && !active {
-                if let Some(x) = self.participants.get_mut(&id).and_then(|p| p.dormant.remove(&c.name)) {
-                    self.start_publication(id, x, out);
-                }
-            } else if !c.senders.initiator_sends() && active {
-                if let Some(x) = self.stop_publication(id, &c.name, out) {
-                    if let Some(p) = self.participants.get_mut(&id) {
-                        p.dormant.insert(c.name.clone(), x);
-                    }
-                }
-            }
-        }
-    }
-
-    fn content_remove(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
-        for c in &jingle.contents {
-            let Some(p) = self.participants.get_mut(&id) else { return };
-            if p.forwarded.remove(&c.name).is_some() {
-                out.push(Output::Sfu(Command::Unsubscribe { subscriber: id, mid: c.name.clone() }));
-            } else {
-                p.own.remove(&c.name);
-                p.dormant.remove(&c.name);
-                self.stop_publication(id, &c.name, out);
-            }
-        }
-    }
-
-    /// Tell everyone receiving `publisher`'s `contents` that they are gone.
-    fn retract(&mut self, publisher: ParticipantId, contents: &[String], only: Option<ParticipantId>, out: &mut Outs) {
-        if contents.is_empty() {
-            return;
-        }
-        let ids: Vec<ParticipantId> =
-            self.participants.keys().copied().filter(|k| only.is_none_or(|o| o == *k)).collect();
-        for sub in ids {
-            let Some(p) = self.participants.get_mut(&sub) else { continue };
-            let names: Vec<String> = p
-                .forwarded
-                .iter()
-                .filter(|(_, f)| f.publisher == publisher && contents.contains(&f.content))
-                .map(|(n, _)| n.clone())
-                .collect();
-            if names.is_empty() {
-                continue;
-            }
-            let mut j = Jingle {
-                action: Some(Action::ContentRemove),
-                sid: p.sid.clone(),
-                initiator: Some(p.jid.clone()),
-                ..Jingle::default()
-            };
-            for n in &names {
-                p.forwarded.remove(n);
-                j.contents.push(Content {
-                    creator: crate::jingle::Creator::Responder,
-                    name: n.clone(),
-                    senders: crate::jingle::Senders::Responder,
-                    description: None,
-                    transport: None,
-                });
-                out.push(Output::Sfu(Command::Unsubscribe { subscriber: sub, mid: n.clone() }));
-            }
-            let (from, to) = (p.focus_jid.clone(), p.jid.clone());
-            let el = j.to_element();
-            out.push(Output::Send(self.iq_set(&from, &to, el)));
-        }
-    }
-
-    /// Mute/unmute (XEP-0167 §7) of a publisher's content, relayed with each receiver's
-    /// own content name.
-    fn session_info(&mut self, id: ParticipantId, jingle: &Jingle, out: &mut Outs) {
-        let infos: Vec<SessionInfo> =
-            jingle.info.iter().filter(|i| i.kind == "mute" || i.kind == "unmute").cloned().collect();
-        if infos.is_empty() {
-            return;
-        }
-        let subs: Vec<ParticipantId> = self.participants.keys().copied().filter(|k| *k != id).collect();
-        for sub in subs {
-            let Some(p) = self.participants.get(&sub) else { continue };
-            let mut j = Jingle {
-                action: Some(Action::SessionInfo),
-                sid: p.sid.clone(),
-                initiator: Some(p.jid.clone()),
-                ..Jingle::default()
-            };
-            for i in &infos {
-                for (name, f) in p.forwarded.iter().filter(|(_, f)| f.publisher == id) {
-                    if i.name.as_ref().is_none_or(|n| *n == f.content) {
-                        j.info.push(SessionInfo { kind: i.kind.clone(), name: Some(name.clone()) });
-                    }
-                }
-            }
-            if !j.info.is_empty() {
-                let (from, to) = (p.focus_jid.clone(), p.jid.clone());
-                out.push(Output::Send(self.iq_set(&from, &to, j.to_element())));
-            }
-        }
-    }
-
     /// Remove a participant; with a `reason`, the focus ends its session too.
     fn leave(&mut self, id: ParticipantId, reason: Option<&str>, out: &mut Outs) {
         let Some(p) = self.participants.get(&id) else { return };
@@ -689,67 +404,6 @@ impl Conferences {
         let mut buf = vec![0u8; len];
         (self.random)(&mut buf);
         buf.iter().map(|b| CHARS[(*b as usize) % CHARS.len()] as char).collect()
-    }
-}
-
-/// Names of the form `p<digits>r<digits>` are the ones the focus gives forwarded streams.
-fn is_focus_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix('p') else { return false };
-    match rest.split_once('r') {
-        Some((a, b)) => {
-            !a.is_empty()
-                && !b.is_empty()
-                && a.bytes().all(|c| c.is_ascii_digit())
-                && b.bytes().all(|c| c.is_ascii_digit())
-        }
-        None => false,
-    }
-}
-
-/// A session-initiate's contents, checked: one BUNDLE transport with credentials and a
-/// fingerprint, and an accepted description per content.
-struct Offer {
-    ufrag: String,
-    pwd: String,
-    fingerprint: crate::jingle::Fingerprint,
-    candidates: Vec<String>,
-    contents: Vec<(Content, RtpDescription)>,
-}
-
-impl Offer {
-    fn from_contents(contents: &[Content]) -> Result<Offer, String> {
-        let t = contents
-            .iter()
-            .filter_map(|c| c.transport.as_ref())
-            .find(|t| t.ufrag.is_some() && t.pwd.is_some() && t.fingerprint.is_some())
-            .ok_or(
-                "the offer needs an ICE-UDP transport with ufrag, pwd and a DTLS fingerprint (XEP-0176, XEP-0320)",
-            )?;
-        let mut candidates: Vec<String> = Vec::new();
-        for c in contents.iter().filter_map(|c| c.transport.as_ref()).flat_map(|t| &t.candidates) {
-            let line = c.to_sdp();
-            if c.component == 1 && !candidates.contains(&line) {
-                candidates.push(line);
-            }
-        }
-        let mut accepted = Vec::new();
-        for c in contents {
-            if is_focus_name(&c.name) {
-                return Err(format!("content name {} is reserved for streams the focus adds", c.name));
-            }
-            let Some(d) = &c.description else { continue };
-            accepted.push((c.clone(), negotiate::accept_description(d).map_err(|e| e.0)?));
-        }
-        if accepted.is_empty() {
-            return Err("the offer has no RTP content".into());
-        }
-        Ok(Offer {
-            ufrag: t.ufrag.clone().unwrap_or_default(),
-            pwd: t.pwd.clone().unwrap_or_default(),
-            fingerprint: t.fingerprint.clone().ok_or("no fingerprint")?,
-            candidates,
-            contents: accepted,
-        })
     }
 }
 

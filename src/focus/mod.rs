@@ -11,7 +11,7 @@ use minidom::Element;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::server::Server;
-use crate::sfu::{Command, Event, SfuConfig, SfuHandle};
+use crate::sfu::{Event, SfuConfig, SfuHandle};
 use conference::{Conferences, FocusInfo, Output};
 
 /// The focus service.
@@ -32,84 +32,90 @@ impl FocusService {
         let Some(domain) = config.focus_domain() else { return Ok(None) };
         let public = config.media.public_ip().ok().flatten();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let sfu =
-            crate::sfu::spawn(&SfuConfig { listen: config.media.listen, public, last_n: config.media.last_n }, tx)?;
+        let sfu_config = SfuConfig { listen: config.media.listen, public, last_n: config.media.last_n };
+        let sfu = crate::sfu::spawn(&sfu_config, tx)?;
         let info = FocusInfo {
             domain: domain.clone(),
             candidate: sfu.candidate,
             fingerprint: sfu.fingerprint.clone(),
             max_participants: config.media.max_participants,
         };
-        let random = Box::new(|buf: &mut [u8]| {
-            if aws_lc_rs::rand::fill(buf).is_err() {
-                buf.fill(0);
-            }
-        });
+        let random = Box::new(|buf: &mut [u8]| buf.copy_from_slice(&crate::sasl::credentials::random_bytes(buf.len())));
         let focus = Arc::new(FocusService {
             domain,
             state: Mutex::new(Conferences::new(info, random)),
             sfu,
             server: OnceLock::new(),
         });
-        Ok(Some(focus)).inspect(|f| {
-            if let Some(f) = f {
-                f.clone().spawn_events(rx);
-            }
-        })
+        focus.spawn_events(rx);
+        Ok(Some(focus))
     }
 
-    /// Carry out what the focus makes of the SFU's events.
-    fn spawn_events(self: Arc<Self>, mut rx: tokio::sync::mpsc::Receiver<Event>) {
-        let weak = Arc::downgrade(&self);
+    /// Carry out what the focus makes of the SFU's events. The task holds the focus
+    /// weakly, so it ends with the server.
+    fn spawn_events(self: &Arc<Self>, mut rx: tokio::sync::mpsc::Receiver<Event>) {
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let Some(focus) = weak.upgrade() else { break };
-                let out = match focus.state.lock() {
-                    Ok(mut s) => s.handle_event(ev),
-                    Err(_) => break,
-                };
-                if let Some(server) = focus.server.get().and_then(Weak::upgrade) {
-                    focus.carry_out(&server, out);
-                }
+                let out = focus.state().handle_event(ev);
+                let server = focus.server.get().and_then(Weak::upgrade);
+                focus.carry_out(server.as_ref(), out);
             }
         });
+    }
+
+    /// The focus's state. Should a handler ever panic while holding it (a bug), later
+    /// stanzas still get served instead of every call stopping with it.
+    fn state(&self) -> std::sync::MutexGuard<'_, Conferences> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A stanza for `focus.<domain>` or one of its calls. Never blocks.
     pub fn route(&self, server: &Arc<Server>, stanza: Element) {
         let _ = self.server.set(Arc::downgrade(server));
-        let out = match stanza.name() {
-            "iq" => match self.state.lock() {
-                Ok(mut s) => s.handle_iq(&stanza),
-                Err(_) => return,
-            },
-            "presence" if stanza.attr("type") == Some("unavailable") => {
-                match (self.state.lock(), stanza.attr("from")) {
-                    (Ok(mut s), Some(from)) => s.resource_gone(from),
-                    _ => return,
-                }
-            }
+        let out = match (stanza.name(), stanza.attr("type"), stanza.attr("from")) {
+            ("iq", _, _) => self.state().handle_iq(&stanza),
+            ("presence", Some("unavailable"), Some(from)) => self.state().resource_gone(from),
             _ => return,
         };
-        self.carry_out(server, out);
+        self.carry_out(Some(server), out);
     }
 
-    fn carry_out(&self, server: &Arc<Server>, out: Vec<Output>) {
+    /// End the call of room `call` for everyone (for the MUC service: room destroyed).
+    pub fn end_call(&self, server: &Arc<Server>, call: &str) {
+        let out = self.state().end_call(call);
+        self.carry_out(Some(server), out);
+    }
+
+    /// End `jid`'s sessions in the call of room `call` (for the MUC service: the occupant
+    /// left or was kicked). A bare JID ends all its devices' sessions.
+    pub fn remove_occupant(&self, server: &Arc<Server>, call: &str, jid: &str) {
+        let out = self.state().remove_occupant(call, jid);
+        self.carry_out(Some(server), out);
+    }
+
+    /// Who may mute others in a call: `(room node, full JID) -> bool`, from the MUC service.
+    pub fn set_moderator_check(&self, check: conference::ModeratorCheck) {
+        self.state().set_moderator_check(check);
+    }
+
+    /// Send the stanzas (when the server is known) and pass the commands to the SFU.
+    fn carry_out(&self, server: Option<&Arc<Server>>, out: Vec<Output>) {
         for o in out {
-            match o {
-                Output::Send(el) => {
+            match (o, server) {
+                (Output::Send(el), Some(server)) => {
                     if let Ok(Some(to)) = crate::stanza::to(&el) {
                         crate::modules::message::deliver_to_resource(server, &to, el);
                     }
                 }
-                Output::Sfu(cmd) => self.command(cmd),
+                (Output::Send(_), None) => {}
+                (Output::Sfu(cmd), _) => {
+                    if self.sfu.commands.try_send(cmd).is_err() {
+                        tracing::warn!("the SFU is not keeping up with commands; one was dropped");
+                    }
+                }
             }
-        }
-    }
-
-    fn command(&self, cmd: Command) {
-        if self.sfu.commands.try_send(cmd).is_err() {
-            tracing::warn!("the SFU is not keeping up with commands; one was dropped");
         }
     }
 }

@@ -74,16 +74,18 @@ pub fn payload_specs(d: &RtpDescription) -> Vec<PayloadSpec> {
         .collect()
 }
 
-/// The track a content sends: its first primary source (simulcast layers are not
-/// forwarded separately yet) and that source's RTX.
+/// The track a content sends: its first primary source and that source's RTX, or with a
+/// XEP-0339 `SIM` group, the simulcast layers it lists (low to high), each with its RTX.
 pub fn track(content: &Content, d: &RtpDescription) -> Option<TrackSpec> {
+    let audio = d.media == Media::Audio;
+    let sim = d.ssrc_groups.iter().find(|g| g.semantics == "SIM" && g.ssrcs.len() > 1);
+    if let (Some(g), false) = (sim, audio) {
+        let layers: Vec<(u32, Option<u32>)> = g.ssrcs.iter().take(4).map(|s| (*s, d.rtx_of(*s))).collect();
+        let (ssrc, rtx) = layers[0];
+        return Some(TrackSpec { mid: content.name.clone(), audio, ssrc, rtx, layers });
+    }
     let src = d.primary_sources().next()?;
-    Some(TrackSpec {
-        mid: content.name.clone(),
-        audio: d.media == Media::Audio,
-        ssrc: src.ssrc,
-        rtx: d.rtx_of(src.ssrc),
-    })
+    Some(TrackSpec { mid: content.name.clone(), audio, ssrc: src.ssrc, rtx: d.rtx_of(src.ssrc), layers: Vec::new() })
 }
 
 /// The focus's transport: its ICE credentials, certificate and one host candidate.

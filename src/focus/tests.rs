@@ -87,8 +87,8 @@ fn session_initiate_joins_the_sfu_and_is_accepted() {
     assert_eq!(
         spec.tracks,
         vec![
-            TrackSpec { mid: "0".into(), audio: true, ssrc: 1001, rtx: None },
-            TrackSpec { mid: "1".into(), audio: false, ssrc: 1002, rtx: Some(1003) }
+            TrackSpec { mid: "0".into(), audio: true, ssrc: 1001, rtx: None, layers: vec![] },
+            TrackSpec { mid: "1".into(), audio: false, ssrc: 1002, rtx: Some(1003), layers: vec![] }
         ]
     );
     assert_eq!(spec.candidates, vec!["candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host"]);
@@ -203,7 +203,7 @@ fn screen_share_is_a_content_add_forwarded_to_the_others() {
     let out = f.handle_iq(&iq(ALICE, CALL, screen));
     assert!(commands(&out).contains(&Command::Publish {
         participant: 1,
-        track: TrackSpec { mid: "screen".into(), audio: false, ssrc: 5555, rtx: None }
+        track: TrackSpec { mid: "screen".into(), audio: false, ssrc: 5555, rtx: None, layers: vec![] }
     }));
     let s = sent(&out);
     assert!(s
@@ -254,6 +254,8 @@ fn refusals() {
     assert!(err(f.handle_iq(&iq(ALICE, CALL, audio_pcmu_only))).contains("not-acceptable"));
     let no_transport = offer("t", 1).replace("ufrag=\"uf1\"", "");
     assert!(err(f.handle_iq(&iq(ALICE, CALL, &no_transport))).contains("not-acceptable"));
+    let twice = offer("t2", 1).replace(r#"name="1" senders"#, r#"name="0" senders"#);
+    assert!(err(f.handle_iq(&iq(ALICE, CALL, &twice))).contains("used twice"));
     // A full call.
     for (i, who) in ["a@localhost/1", "b@localhost/1", "c@localhost/1"].iter().enumerate() {
         f.handle_iq(&iq(who, CALL, &offer(&format!("s{i}"), 1000 * (i as u32 + 1))));
@@ -316,7 +318,7 @@ fn camera_off_and_on_and_a_new_camera_travel_as_content_remove_and_add() {
     assert_eq!(actions_at_bob(&out), vec![Action::ContentRemove, Action::ContentAdd]);
     assert!(commands(&out).contains(&Command::Publish {
         participant: 1,
-        track: TrackSpec { mid: "1".into(), audio: false, ssrc: 7777, rtx: None }
+        track: TrackSpec { mid: "1".into(), audio: false, ssrc: 7777, rtx: None, layers: vec![] }
     }));
     // The same sources again change nothing.
     let out = f.handle_iq(&iq(ALICE, CALL, switch));
@@ -360,4 +362,131 @@ fn colliding_ssrcs_are_renamed_towards_the_receiver() {
         .collect();
     assert_eq!(subs.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1001, 1002], "the SFU still reads Alice's SSRCs");
     assert_eq!(subs.iter().map(|s| s.1).collect::<Vec<_>>(), ssrcs[..2].to_vec(), "and writes the announced ones");
+}
+
+#[test]
+fn a_simulcast_publisher_is_one_stream_for_the_receivers() {
+    let mut f = focus();
+    let sim = offer("a", 1000).replace(
+        r#"<ssrc-group xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" semantics="FID"><source ssrc="1002"/><source ssrc="1003"/></ssrc-group>"#,
+        r#"<source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="1004"/><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="1005"/>
+           <source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="1006"/>
+           <ssrc-group xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" semantics="SIM"><source ssrc="1002"/><source ssrc="1004"/><source ssrc="1006"/></ssrc-group>
+           <ssrc-group xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" semantics="FID"><source ssrc="1002"/><source ssrc="1003"/></ssrc-group>
+           <ssrc-group xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" semantics="FID"><source ssrc="1004"/><source ssrc="1005"/></ssrc-group>"#,
+    );
+    let out = f.handle_iq(&iq(ALICE, CALL, &sim));
+    let Command::Join(spec) = &commands(&out)[0] else { panic!() };
+    assert_eq!(spec.tracks[1].layers, vec![(1002, Some(1003)), (1004, Some(1005)), (1006, None)]);
+    let out = f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let to_bob = sent(&out)
+        .into_iter()
+        .find(|s| s.0 == BOB && s.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentAdd)))
+        .and_then(|s| s.2)
+        .unwrap();
+    let video = to_bob.contents[1].description.as_ref().unwrap();
+    assert_eq!(video.sources.iter().map(|s| s.ssrc).collect::<Vec<_>>(), vec![1002, 1003], "one stream, no SIM group");
+    assert!(video.ssrc_groups.iter().all(|g| g.semantics == "FID"));
+}
+
+/// Alice, Bob and Carol in one call; returns the content names Bob and Carol got for
+/// Alice's audio.
+fn three(f: &mut Conferences) -> (String, String) {
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    let out_b = f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let out_c = f.handle_iq(&iq(CAROL, CALL, &offer("c", 3000)));
+    let audio_name = |out: &[Output], who: &str| {
+        sent(out)
+            .into_iter()
+            .filter(|s| s.0 == who)
+            .filter_map(|s| s.2)
+            .find(|j| j.action == Some(Action::ContentAdd) && j.users == vec!["xmpp:alice@localhost"])
+            .map(|j| j.contents[0].name.clone())
+            .unwrap()
+    };
+    (audio_name(&out_b, BOB), audio_name(&out_c, CAROL))
+}
+
+const CAROL: &str = "carol@localhost/web";
+
+#[test]
+fn only_moderators_mute_others_and_the_muted_and_the_others_are_told() {
+    let mut f = focus();
+    let (at_bob, at_carol) = three(&mut f);
+    let mute = |name: &str| {
+        format!(
+            r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="b"><mute xmlns="urn:xmpp:jingle:apps:rtp:info:1" creator="responder" name="{name}"/></jingle>"#
+        )
+    };
+    let out = f.handle_iq(&iq(BOB, CALL, &mute(&at_bob)));
+    let Output::Send(e) = &out[0] else { panic!() };
+    assert!(String::from(e).contains("forbidden"), "not a moderator yet");
+    assert!(commands(&out).is_empty());
+
+    f.set_moderator_check(Box::new(|call, jid| call == "standup" && jid == BOB));
+    let out = f.handle_iq(&iq(BOB, CALL, &mute(&at_bob)));
+    assert!(commands(&out).contains(&Command::SetForwarding { publisher: 1, audio: true, enabled: false }));
+    let s = sent(&out);
+    let told = |who: &str| s.iter().find(|x| x.0 == who).and_then(|x| x.2.clone()).map(|j| j.info).unwrap_or_default();
+    assert_eq!(told(ALICE), vec![jingle::SessionInfo { kind: "mute".into(), name: Some("0".into()) }]);
+    assert_eq!(told(CAROL), vec![jingle::SessionInfo { kind: "mute".into(), name: Some(at_carol) }]);
+}
+
+#[test]
+fn a_receiver_sets_its_simulcast_ceiling() {
+    let mut f = focus();
+    let (at_bob, _) = three(&mut f);
+    let layer = format!(
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="b"><layer xmlns="urn:amphi:jingle:layer:0" name="{at_bob}" max="0"/><layer xmlns="urn:amphi:jingle:layer:0" name="nope" max="1"/></jingle>"#
+    );
+    let out = f.handle_iq(&iq(BOB, CALL, &layer));
+    assert_eq!(commands(&out), vec![Command::PreferLayer { subscriber: 2, mid: at_bob, max: 0 }]);
+}
+
+#[test]
+fn the_room_ends_the_call_or_removes_an_occupant() {
+    let mut f = focus();
+    three(&mut f);
+    let out = f.remove_occupant("standup", "bob@localhost");
+    let s = sent(&out);
+    let term = s.iter().find(|x| x.0 == BOB).and_then(|x| x.2.clone()).unwrap();
+    assert_eq!((term.action, term.reason.as_deref()), (Some(Action::SessionTerminate), Some("gone")));
+    assert!(s.iter().any(|x| x.0 == ALICE && x.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentRemove))));
+    assert_eq!(f.call_size("standup"), 2);
+    let out = f.end_call("standup");
+    let terms = sent(&out)
+        .into_iter()
+        .filter(|x| x.2.as_ref().is_some_and(|j| j.action == Some(Action::SessionTerminate)))
+        .count();
+    assert_eq!(terms, 2);
+    assert_eq!(commands(&out).iter().filter(|c| matches!(c, Command::Leave { .. })).count(), 2);
+    assert_eq!(f.call_size("standup"), 0);
+}
+
+#[test]
+fn no_common_codec_no_stream_and_a_passive_client_makes_the_focus_active() {
+    let mut f = focus();
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    // Bob offers only VP9 video: Alice's VP8 is not offered to him, her audio is.
+    let vp9 =
+        offer("b", 2000).replace(r#"name="VP8""#, r#"name="VP9""#).replace(r#"setup="actpass""#, r#"setup="passive""#);
+    let out = f.handle_iq(&iq(BOB, CALL, &vp9));
+    let s = sent(&out);
+    let accept = s
+        .iter()
+        .find(|x| x.0 == BOB && x.2.as_ref().is_some_and(|j| j.action == Some(Action::SessionAccept)))
+        .and_then(|x| x.2.clone())
+        .unwrap();
+    assert_eq!(accept.contents[0].transport.as_ref().unwrap().fingerprint.as_ref().unwrap().setup, "active");
+    let Command::Join(spec) = commands(&out).into_iter().find(|c| matches!(c, Command::Join(_))).unwrap() else {
+        panic!()
+    };
+    assert!(!spec.remote_is_dtls_client);
+    let add = s
+        .iter()
+        .find(|x| x.0 == BOB && x.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentAdd)))
+        .and_then(|x| x.2.clone())
+        .unwrap();
+    assert_eq!(add.contents.len(), 1);
+    assert_eq!(add.contents[0].description.as_ref().unwrap().media, Media::Audio);
 }

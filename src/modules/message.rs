@@ -124,8 +124,11 @@ pub fn deliver_to_resource(server: &Server, to: &Jid, stanza: Element) -> bool {
         return false;
     };
     if crate::guests::Guests::is_guest(node.as_str()) {
-        let from_service = crate::stanza::from(&stanza)
-            .is_some_and(|f| server.muc.as_ref().is_some_and(|m| f.domain().as_str() == m.domain));
+        // The room (MUC) and its call (focus) may reach a guest; nobody else.
+        let from_service = crate::stanza::from(&stanza).is_some_and(|f| {
+            let d = f.domain().as_str();
+            server.muc.as_ref().is_some_and(|m| d == m.domain) || server.focus.as_ref().is_some_and(|fo| d == fo.domain)
+        });
         if !from_service {
             return false;
         }

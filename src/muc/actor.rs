@@ -50,12 +50,30 @@ pub struct Actor {
     pub stored: bool,
 }
 
+/// Make the writes durable. sled's `flush_async` runs the flush on sled's own small thread
+/// pool, and the buffer write it waits for is queued on that same pool: many concurrent
+/// flushes (busy rooms, registrations) can occupy every pool thread and wait forever. A
+/// blocking flush on tokio's blocking pool leaves sled's pool free to do the write.
+async fn flush(store: &crate::store::Store) -> crate::store::Result<()> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.flush_blocking()).await {
+        Ok(r) => r,
+        Err(_) => Err(crate::store::StoreError::Corrupt { tree: "muc_rooms", message: "flush task failed".into() }),
+    }
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Actor {
     pub async fn run(mut self) {
+        if self.stored {
+            // A stored room wakes up: the last messages come back as history.
+            for (m, at) in archive::tail(&self.server.store, &self.node, self.room.history.capacity()) {
+                self.room.history.push(m, at);
+            }
+        }
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -75,7 +93,7 @@ impl Actor {
                                     if self.room.created && self.room.is_finished() {
                                         // The ghosts were all there was: the room is gone.
                                         if let Some(muc) = self.server.muc.clone() {
-                                            self.room = muc.new_room(&self.node);
+                                            self.room = muc.new_room(self.room.jid.clone());
                                         }
                                     }
                                 }
@@ -107,7 +125,7 @@ impl Actor {
                     break;
                 }
                 // Stanzas arrived while we were closing: they meet a fresh, uncreated room.
-                self.room = muc.new_room(&self.node);
+                self.room = muc.new_room(self.room.jid.clone());
             }
         }
     }
@@ -163,7 +181,7 @@ impl Actor {
             }
         }
         if wrote {
-            result = result.and(store.flush().await);
+            result = result.and(flush(&store).await);
         }
         if let Err(e) = result {
             // Nothing is acknowledged that was not stored: the senders hear of the failure.
@@ -172,6 +190,11 @@ impl Actor {
         }
         for req in std::mem::take(&mut out.mam) {
             out.sends.extend(archive::answer(&store, &self.room.jid, &req));
+        }
+        for (iq, owner) in std::mem::take(&mut out.vcards) {
+            if let Some(to) = crate::stanza::from(&iq) {
+                out.sends.push((to, self.vcard_reply(&iq, &owner)));
+            }
         }
         let mut sends = out.sends;
         // Occupants whose session is gone without an unavailable (a client that never
@@ -197,6 +220,20 @@ impl Actor {
             }
             sends = more.sends;
         }
+    }
+
+    /// The vCard of a local account, as the server itself would answer (XEP-0054).
+    fn vcard_reply(&self, iq: &Element, owner: &jid::BareJid) -> Element {
+        let stored = match owner.node() {
+            Some(user) if owner.domain().as_str() == self.server.domain() => {
+                self.server.store.vcards.get::<String>(user.as_str().as_bytes()).ok().flatten()
+            }
+            _ => None,
+        };
+        let card = stored
+            .and_then(|xml| xml.parse::<Element>().ok())
+            .unwrap_or_else(|| Element::bare("vCard", crate::xml::ns::VCARD));
+        crate::c2s::negotiation::iq_result(iq, Some(card))
     }
 
     async fn deliver(&self, to: &Jid, el: Element) -> bool {

@@ -204,8 +204,11 @@ fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Elem
         (&window[..n], n == window.len())
     };
     let first_index = page.first().and_then(|p| matching.iter().position(|a| a.id == p.id)).unwrap_or(0);
+    // XEP-0313 §4.1.2: <flip-page/> sends the page's messages newest first.
+    let flip = q.has_child("flip-page", ns::MAM);
+    let ordered: Vec<&&Archived> = if flip { page.iter().rev().collect() } else { page.iter().collect() };
     let mut items = Vec::with_capacity(page.len());
-    for a in page {
+    for a in ordered {
         let Ok(orig) = a.xml.parse::<Element>() else { continue };
         let sid = format!("{:016x}", a.id);
         let mut result = Element::builder("result", ns::MAM).a("id", sid.as_str());

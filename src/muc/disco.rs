@@ -36,6 +36,8 @@ pub fn room_features(room: &Room) -> Vec<&'static str> {
     ];
     if room.archiving() {
         f.push(ns::MAM);
+        // before-id / after-id form fields (XEP-0313 §4.1.1.2).
+        f.push(ns::MAM_EXTENDED);
     }
     f.sort_unstable();
     f
@@ -105,6 +107,7 @@ impl Room {
 /// Features of the service JID (§6.1).
 pub const SERVICE_FEATURES: &[&str] = &[
     ns::MUC,
+    ns::MUC_UNIQUE,
     xns::DISCO_INFO,
     xns::DISCO_ITEMS,
     ns::MUC_STABLE_ID,

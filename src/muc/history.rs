@@ -18,7 +18,13 @@ pub struct Entry {
 pub struct History {
     entries: VecDeque<Entry>,
     capacity: usize,
+    /// Serialised bytes held; bounded by [`MAX_BYTES`] whatever the message count.
+    bytes: usize,
 }
+
+/// The most history one room keeps in memory, in serialised bytes: large stanzas (up to
+/// `c2s.max_stanza_size` each) must not make a room's memory grow with its history length.
+pub const MAX_BYTES: usize = 1024 * 1024;
 
 /// The client's `<history/>` request; `None` fields are unlimited.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -47,7 +53,7 @@ impl Request {
 
 impl History {
     pub fn new(capacity: usize) -> History {
-        History { entries: VecDeque::new(), capacity }
+        History { entries: VecDeque::new(), capacity, bytes: 0 }
     }
 
     pub fn capacity(&self) -> usize {
@@ -65,7 +71,13 @@ impl History {
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity;
         while self.entries.len() > capacity {
-            self.entries.pop_front();
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.chars;
         }
     }
 
@@ -74,9 +86,10 @@ impl History {
             return;
         }
         let chars = crate::xml::write::element_bytes(&message).len();
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
+        while !self.entries.is_empty() && (self.entries.len() >= self.capacity || self.bytes + chars > MAX_BYTES) {
+            self.pop_oldest();
         }
+        self.bytes += chars;
         self.entries.push_back(Entry { message, at_ms, chars });
     }
 
@@ -87,7 +100,10 @@ impl History {
             let id = e.message.get_child("stanza-id", ns::SID).and_then(|s| s.attr("id"));
             if id == Some(stanza_id) {
                 if let Some(new) = f(&e.message) {
+                    let chars = crate::xml::write::element_bytes(&new).len();
+                    self.bytes = self.bytes - e.chars + chars;
                     e.message = new;
+                    e.chars = chars;
                     return true;
                 }
             }
@@ -206,5 +222,18 @@ mod tests {
         let none = Request { maxchars: Some(0), ..Default::default() };
         assert!(h.select(&none, 8000, "r@c").is_empty());
         assert!(h.select(&Request::default(), 8000, "r@c")[0].has_child("delay", xns::DELAY));
+    }
+
+    #[test]
+    fn bytes_are_bounded() {
+        let mut h = History::new(1000);
+        let big = Element::builder("message", xns::CLIENT)
+            .append(Element::builder("body", xns::CLIENT).append("x".repeat(300 * 1024)).build())
+            .build();
+        for i in 0..10 {
+            h.push(big.clone(), i);
+        }
+        assert_eq!(h.len(), 3);
+        assert!(h.bytes <= MAX_BYTES);
     }
 }

@@ -1,4 +1,4 @@
-//! Mediated invitations and declines (XEP-0045 §7.8.2, §9.? members-only), and voice
+//! Mediated invitations and declines (XEP-0045 §7.8.2, members-only rooms §7.8.2 note), and voice
 //! requests with their approval by a moderator (§7.13, §8.6).
 //!
 //! Direct invitations (XEP-0249) go from client to client; the room has nothing to do
@@ -36,7 +36,7 @@ impl Room {
             }
         }
         for (to, reason) in invitees {
-            // §9.? : in a members-only room an admin's invitation makes the invitee a member.
+            // §7.8.2: in a members-only room an admin's invitation makes the invitee a member.
             if self.config.members_only
                 && affiliation.is_admin()
                 && self.affiliation(to.to_bare().as_str()) == Affiliation::None

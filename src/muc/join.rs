@@ -62,8 +62,10 @@ impl Room {
         let creating = !self.created;
         if creating {
             // §10.1.1: the first to enter creates the room and owns it; it stays locked.
+            // A client without the MUC extension (groupchat 1.0, §7.2.1 note) cannot
+            // configure it, so it gets an instant room at once.
             self.created = true;
-            self.locked = true;
+            self.locked = muc_x.is_some();
             self.set_affiliation(bare.as_str(), Affiliation::Owner, None);
         }
         let affiliation = self.affiliation(bare.as_str());

@@ -127,7 +127,7 @@ impl MucService {
     }
 
     /// A room that does not exist yet, with the service's default configuration.
-    pub fn new_room(&self, node: &str) -> Room {
+    pub fn new_room(&self, jid: BareJid) -> Room {
         let config = config::RoomConfig {
             persistent: self.settings.default_persistent,
             public: self.settings.default_public,
@@ -135,7 +135,6 @@ impl MucService {
             history_length: self.settings.history_length,
             ..Default::default()
         };
-        let jid = self.room_jid(node).unwrap_or_else(|| BareJid::new(&self.domain).expect("validated domain"));
         Room::new(jid, config, self.limits(), self.secret.clone(), self.ids())
     }
 
@@ -162,6 +161,7 @@ impl MucService {
                     Ok(()) => return,
                     Err(mpsc::error::TrySendError::Full(input)) => {
                         let Some(s) = input.into_stanza() else { return };
+                        drop(rooms);
                         return bounce(server, &s, StanzaError::resource_constraint().with_text("the room is busy"));
                     }
                     Err(mpsc::error::TrySendError::Closed(input)) => {
@@ -200,18 +200,13 @@ impl MucService {
         let jid = self.room_jid(node).ok_or_else(|| StanzaError::jid_malformed().with_text("not a valid room name"))?;
         let stored = saved.is_some();
         let room = match saved {
-            Some(saved) => {
-                let mut room = Room::restore(jid, saved, self.limits(), self.secret.clone(), self.ids());
-                for (m, at) in archive::tail(&self.store, node, room.history.capacity()) {
-                    room.history.push(m, at);
-                }
-                room
-            }
+            // Its history is refilled from the archive by the actor, outside this lock.
+            Some(saved) => Room::restore(jid, saved, self.limits(), self.secret.clone(), self.ids()),
             None if !joining => return Err(StanzaError::item_not_found().with_text("no such room")),
             None if rooms.len() >= self.settings.max_rooms => {
                 return Err(StanzaError::not_allowed().with_text("the service holds as many rooms as it may"))
             }
-            None => self.new_room(node),
+            None => self.new_room(jid),
         };
         let (tx, rx) = mpsc::channel(self.settings.room_queue);
         let summary = Arc::new(Mutex::new(Summary::default()));
@@ -299,11 +294,13 @@ impl MucService {
         let Some(from) = crate::stanza::from(&stanza) else { return };
         let payload = stanza.children().next();
         let reply = match payload.map(|p| (p.ns(), p.name(), ty)) {
-            Some((ns, "query", "get")) if ns == xns::DISCO_INFO => payload.map(disco::service_info).transpose(),
-            Some((ns, "query", "get")) if ns == xns::DISCO_ITEMS => {
+            Some((n, "query", "get")) if n == xns::DISCO_INFO => payload.map(disco::service_info).transpose(),
+            Some((n, "query", "get")) if n == xns::DISCO_ITEMS => {
                 payload.map(|q| self.service_items(&from, q)).transpose()
             }
-            Some((ns, "ping", "get")) if ns == xns::PING => Ok(None),
+            Some((n, "ping", "get")) if n == xns::PING => Ok(None),
+            // §10.1.4: a room name nobody uses yet, for a new room.
+            Some((n, "unique", "get")) if n == ns::MUC_UNIQUE => Ok(Some(self.unique_name())),
             _ => Err(StanzaError::service_unavailable()),
         };
         let el = match reply {
@@ -311,6 +308,19 @@ impl MucService {
             Err(e) => crate::stanza::error_reply(&stanza, e, None),
         };
         crate::modules::message::deliver_to_resource(server, &from, el);
+    }
+
+    fn unique_name(&self) -> Element {
+        let name = loop {
+            let bytes = crate::sasl::credentials::random_bytes(8);
+            let candidate: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let taken = self.rooms.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&candidate)
+                || self.store.muc_rooms.get::<PersistedRoom>(candidate.as_bytes()).ok().flatten().is_some();
+            if !taken {
+                break candidate;
+            }
+        };
+        Element::builder("unique", ns::MUC_UNIQUE).append(name).build()
     }
 
     /// §6.3 public rooms, or the requester's own rooms on [`MY_ROOMS_NODE`].

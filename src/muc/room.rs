@@ -49,6 +49,9 @@ pub struct Output {
     pub tombstones: Vec<Tombstone>,
     /// Archive queries to answer once the writes are done.
     pub mam: Vec<MamRequest>,
+    /// vCard requests to an occupant JID, answered from the occupant's account (the iq,
+    /// already addressed back from the occupant JID, and the account's bare JID).
+    pub vcards: Vec<(Element, BareJid)>,
     /// The room was destroyed by its owner: drop its stored state and archive.
     pub destroyed: bool,
 }
@@ -173,7 +176,10 @@ impl Room {
         };
         let joins = stanza.name() == "presence" && stanza.attr("type").is_none() && nick.is_some();
         if !self.created && !joins {
-            return self.error(&stanza, StanzaError::item_not_found().with_text("no such room"), out);
+            if stanza.name() != "presence" {
+                self.error(&stanza, StanzaError::item_not_found().with_text("no such room"), out);
+            }
+            return;
         }
         match stanza.name() {
             "presence" => self.presence(from, nick, stanza, now_ms, out),
@@ -231,13 +237,18 @@ impl Room {
             return self.error(&iq, StanzaError::not_acceptable().with_text("you are not in this room"), out);
         };
         let sender_nick = sender.nick.clone();
-        let is_ping = iq.has_child("ping", xns::PING) && iq.attr("type") == Some("get");
-        if is_ping && sender_nick == nick {
+        let is_get = iq.attr("type") == Some("get");
+        if is_get && iq.has_child("ping", xns::PING) && sender_nick == nick {
             return out.send(&Jid::from(from), crate::c2s::negotiation::iq_result(&iq, None));
         }
         let Some(target) = self.occupants.get(&nick) else {
             return self.error(&iq, StanzaError::item_not_found().with_text("no occupant with that nick"), out);
         };
+        if is_get && iq.has_child("vCard", xns::VCARD) {
+            // Avatars (XEP-0153): the account's vCard answers, as the client itself seldom
+            // does; the requester still learns nothing but the occupant JID.
+            return out.vcards.push((iq, target.bare.clone()));
+        }
         let Some(to) = target.sessions.first().cloned() else {
             return;
         };

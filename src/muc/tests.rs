@@ -401,3 +401,101 @@ fn moderation_replaces_history_with_a_tombstone() {
     let out = join(&mut room, "carol@x/c", "carol");
     assert!(to(&out, "carol@x/c").iter().all(|e| !e.has_child("body", xns::CLIENT)));
 }
+
+#[test]
+fn shutdown_tells_occupants_332() {
+    let mut room = open_room();
+    join(&mut room, "bob@x/b", "bob");
+    let mut out = Output::default();
+    room.shutdown(&mut out);
+    for who in ["alice@x/a", "bob@x/b"] {
+        let p = to(&out, who)[0];
+        assert_eq!(p.attr("type"), Some("unavailable"));
+        assert_eq!(codes(p), vec![110, 332]);
+    }
+}
+
+#[test]
+fn config_form_round_trip_and_logging_codes() {
+    let mut config = RoomConfig { archiving: false, ..Default::default() };
+    let form = config.to_form(&["alice@x".into()], &[], 50);
+    let values = super::form::values(&form);
+    assert_eq!(values["muc#roomconfig_roomowners"], ["alice@x"]);
+    assert_eq!(values["muc#roomconfig_enablearchiving"], ["0"]);
+    let submit = parse(&format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{}</value></field><field var='muc#roomconfig_enablearchiving'><value>1</value></field><field var='muc#roomconfig_historylength'><value>500</value></field><field var='muc#roomconfig_allowpm'><value>moderators</value></field></x>",
+        ns::MUC_ROOMCONFIG
+    ));
+    let done = config.apply_form(&submit, 50).unwrap();
+    assert_eq!(done.codes, vec![104, 170]);
+    assert_eq!(config.history_length, 50, "capped by the service");
+    assert_eq!(config.allow_pm, super::config::AllowPm::Moderators);
+    let bad = parse(
+        "<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_whois'><value>everyone</value></field></x>",
+    );
+    assert_eq!(config.apply_form(&bad, 50).unwrap_err().condition, "bad-request");
+    let no_secret = parse("<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field></x>");
+    assert_eq!(config.apply_form(&no_secret, 50).unwrap_err().condition, "not-acceptable");
+}
+
+#[test]
+fn archive_pages_with_rsm() {
+    use super::archive::{self, Archived, MamRequest};
+    let store = crate::store::Store::temporary().unwrap();
+    let room = BareJid::new(ROOM).unwrap();
+    for i in 1..=7u64 {
+        let m = format!(
+            "<message xmlns='jabber:client' from='{ROOM}/n{}' type='groupchat'><body>m{i}</body></message>",
+            i % 2
+        );
+        let a = Archived {
+            id: i,
+            at_ms: i * 1000,
+            nick: format!("n{}", i % 2),
+            real: "x@y".into(),
+            occupant_id: "o".into(),
+            xml: m,
+            retracted: false,
+        };
+        archive::append(&store, "room", &a).unwrap();
+    }
+    let ask = |query: &str| {
+        let iq = parse(&format!(
+            "<iq xmlns='jabber:client' type='set' id='q' from='bob@x/b' to='{ROOM}'><query xmlns='{}' queryid='z'>{query}</query></iq>",
+            ns::MAM
+        ));
+        let req = MamRequest { iq, requester: jid::FullJid::new("bob@x/b").unwrap(), whois: false };
+        let sent = archive::answer(&store, &room, &req);
+        let (fin, items) = sent.split_last().unwrap();
+        let bodies: Vec<String> = items
+            .iter()
+            .map(|(_, m)| {
+                let r = m.get_child("result", ns::MAM).unwrap();
+                let f = r.get_child("forwarded", ns::FORWARD).unwrap();
+                f.get_child("message", xns::CLIENT).unwrap().get_child("body", xns::CLIENT).unwrap().text()
+            })
+            .collect();
+        (fin.1.clone(), bodies)
+    };
+    let rsm = |inner: &str| format!("<set xmlns='{}'>{inner}</set>", ns::RSM);
+    let (fin, bodies) = ask(&rsm("<max>3</max>"));
+    assert_eq!(bodies, ["m1", "m2", "m3"]);
+    let f = fin.get_child("fin", ns::MAM).unwrap();
+    assert_eq!(f.attr("complete"), None);
+    let set = f.get_child("set", ns::RSM).unwrap();
+    assert_eq!(set.get_child("count", ns::RSM).unwrap().text(), "7");
+    let last = set.get_child("last", ns::RSM).unwrap().text();
+    let (fin, bodies) = ask(&rsm(&format!("<max>10</max><after>{last}</after>")));
+    assert_eq!(bodies, ["m4", "m5", "m6", "m7"]);
+    assert_eq!(fin.get_child("fin", ns::MAM).unwrap().attr("complete"), Some("true"));
+    let (_, bodies) = ask(&rsm("<max>2</max><before/>"));
+    assert_eq!(bodies, ["m6", "m7"]);
+    let with = format!("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{}</value></field><field var='with'><value>{ROOM}/n0</value></field></x>", ns::MAM);
+    assert_eq!(ask(&with).1, ["m2", "m4", "m6"]);
+    let start =
+        "<x xmlns='jabber:x:data' type='submit'><field var='start'><value>1970-01-01T00:00:05Z</value></field></x>";
+    assert_eq!(ask(start).1, ["m5", "m6", "m7"]);
+    let (err, bodies) = ask(&rsm("<after>ffff</after>"));
+    assert!(bodies.is_empty());
+    assert_eq!(err.attr("type"), Some("error"));
+}

@@ -27,6 +27,9 @@ pub struct Client {
     pub keyframe_requests: u64,
     /// Sequence numbers received, per media id.
     pub seqs: HashMap<String, Vec<u64>>,
+    /// With `record`, every payload received, per media id.
+    pub record: bool,
+    pub payloads: HashMap<String, Vec<Vec<u8>>>,
     pub connected: bool,
     /// RFC 6464 level of the audio it sends (-127 silence .. 0 loudest).
     pub audio_level: i8,
@@ -77,6 +80,18 @@ impl Net {
     /// A client joins `call`, publishing an audio track with SSRC `10 * id + 1` and a video
     /// track `10 * id + 2` (RTX `10 * id + 3`). Runs the network until it is connected.
     pub fn join(&mut self, call: &str) -> ParticipantId {
+        self.join_with(call, false)
+    }
+
+    /// SSRCs of the simulcast layers of `id`'s video (low to high).
+    pub fn layer_ssrcs(id: ParticipantId) -> [u32; 3] {
+        let base = id as u32 * 10;
+        [base + 2, base + 4, base + 5]
+    }
+
+    /// [`Net::join`], with the video in three simulcast layers ([`Net::layer_ssrcs`]) when
+    /// `simulcast`.
+    pub fn join_with(&mut self, call: &str, simulcast: bool) -> ParticipantId {
         let id = self.clients.len() as ParticipantId + 1;
         let addr: SocketAddr = format!("10.0.0.{id}:5000").parse().expect("literal address");
         let mut cfg = Rtc::builder().set_rtp_mode(true);
@@ -119,8 +134,22 @@ impl Net {
             api.declare_media(Mid::from("a"), MediaKind::Audio);
             api.declare_stream_tx(Ssrc::from(audio), None, Mid::from("a"), None);
             api.declare_media(Mid::from("v"), MediaKind::Video);
-            api.declare_stream_tx(Ssrc::from(video), Some(Ssrc::from(rtx)), Mid::from("v"), None);
+            // str0m sends one stream per (mid, rid): simulcast layers get rids of their own
+            // here (the SFU tells them apart by SSRC, as with a XEP-0339 SIM group).
+            let rid = simulcast.then(|| "l0".into());
+            api.declare_stream_tx(Ssrc::from(video), Some(Ssrc::from(rtx)), Mid::from("v"), rid);
+            if simulcast {
+                for (l, rid) in Self::layer_ssrcs(id)[1..].iter().zip(["l1", "l2"]) {
+                    api.declare_stream_tx(Ssrc::from(*l), None, Mid::from("v"), Some(rid.into()));
+                }
+            }
         }
+        let layers = if simulcast {
+            let [l0, l1, l2] = Self::layer_ssrcs(id);
+            vec![(l0, Some(rtx)), (l1, None), (l2, None)]
+        } else {
+            Vec::new()
+        };
         let spec = JoinSpec {
             participant: id,
             call: call.into(),
@@ -137,8 +166,8 @@ impl Net {
             extensions: vec![(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level".into())],
             medias: vec![("a".into(), true), ("v".into(), false)],
             tracks: vec![
-                TrackSpec { mid: "a".into(), audio: true, ssrc: audio, rtx: None },
-                TrackSpec { mid: "v".into(), audio: false, ssrc: video, rtx: Some(rtx) },
+                TrackSpec { mid: "a".into(), audio: true, ssrc: audio, rtx: None, layers: vec![] },
+                TrackSpec { mid: "v".into(), audio: false, ssrc: video, rtx: Some(rtx), layers },
             ],
             candidates: Vec::new(),
         };
@@ -149,6 +178,8 @@ impl Net {
             received: HashMap::new(),
             keyframe_requests: 0,
             seqs: HashMap::new(),
+            record: false,
+            payloads: HashMap::new(),
             connected: false,
             audio_level: -30,
             next_timeout: self.now,
@@ -218,6 +249,35 @@ impl Net {
                     .marker(true)
                     .nackable(true),
             );
+        }
+    }
+
+    /// A simulcast client sends frame `n` on each of its three layers: a VP8 payload whose
+    /// picture id counts frames per layer (from 1000 * layer), then the layer's index, then
+    /// padding (100, 300, 900 bytes: low, mid, high bitrate).
+    pub fn send_simulcast(&mut self, id: ParticipantId, n: u64, keyframe: bool) {
+        let now = self.now;
+        let c = self.client(id);
+        let mut api = c.rtc.direct_api();
+        for (layer, ssrc) in Self::layer_ssrcs(id).into_iter().enumerate() {
+            let pid = (n as u16).wrapping_add(1000 * layer as u16) & 0x7fff;
+            let mut payload = vec![0x90, 0xe0, 0x80 | (pid >> 8) as u8, pid as u8, n as u8, 0x00];
+            payload.push(if keyframe { 0x00 } else { 0x01 });
+            payload.push(layer as u8);
+            payload.resize([100, 300, 900][layer], 0);
+            if let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) {
+                tx.write_rtp(
+                    RtpWrite::new(
+                        Pt::from(VP8),
+                        SeqNo::from(n + 10_000 * layer as u64),
+                        (n * 3000) as u32,
+                        now,
+                        payload,
+                    )
+                    .marker(true)
+                    .nackable(true),
+                );
+            }
         }
     }
 
@@ -292,6 +352,9 @@ fn drain(c: &mut Client, to_sfu: &mut VecDeque<(SocketAddr, Vec<u8>)>) {
                     let mid =
                         c.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid().to_string()).unwrap_or_default();
                     c.seqs.entry(mid.clone()).or_default().push(*p.seq_no);
+                    if c.record {
+                        c.payloads.entry(mid.clone()).or_default().push(p.payload.to_vec());
+                    }
                     *c.received.entry(mid).or_default() += 1;
                 }
                 RtcEvent::KeyframeRequest(_) => c.keyframe_requests += 1,

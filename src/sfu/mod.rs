@@ -13,6 +13,7 @@
 
 pub mod core;
 pub mod loopback;
+pub mod simulcast;
 pub mod thread;
 
 use std::net::SocketAddr;
@@ -69,6 +70,9 @@ pub struct TrackSpec {
     pub audio: bool,
     pub ssrc: u32,
     pub rtx: Option<u32>,
+    /// Simulcast layers (SSRC, RTX) from low to high, the first being `ssrc`/`rtx`; empty
+    /// when the track has one layer.
+    pub layers: Vec<(u32, Option<u32>)>,
 }
 
 /// Everything the SFU needs to set up a participant's transport, from its session-initiate.
@@ -123,6 +127,13 @@ pub enum Command {
         ssrc: u32,
         out_ssrc: u32,
         out_rtx: Option<u32>,
+    },
+    /// The highest simulcast layer a subscriber wants of a stream (0 = lowest), e.g. low
+    /// for a thumbnail, high for the large tile or a screen share.
+    PreferLayer {
+        subscriber: ParticipantId,
+        mid: String,
+        max: usize,
     },
     Unsubscribe {
         subscriber: ParticipantId,

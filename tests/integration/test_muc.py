@@ -287,3 +287,179 @@ async def test_persistent_room_survives(server, sig):
         await close_all(alice)
     finally:
         await close_all(bob)
+
+
+async def test_private_messages_and_stable_occupant_id(server, clients):
+    alice, bob, _ = clients
+    room = f"whisper@{SERVICE}"
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+    bob.send_message(mto=f"{room}/Alice", mbody="psst", mtype="chat")
+    pm = await alice.next_message(where=lambda m: m["body"] == "psst")
+    assert str(pm["from"]) == f"{room}/Bob" and pm.xml.find(f"{{{NS_USER}}}x") is not None
+    first = pm.xml.find("{urn:xmpp:occupant-id:0}occupant-id").get("id")
+    # Another nick, same account: the same occupant-id (XEP-0421).
+    bob.send_raw(f"<presence to='{room}/Robert'/>")
+    await alice.next_presence(where=from_(f"{room}/Robert"))
+    bob.send_message(mto=room, mbody="still me", mtype="groupchat")
+    m = await alice.next_message(where=lambda m: m["body"] == "still me")
+    assert m.xml.find("{urn:xmpp:occupant-id:0}occupant-id").get("id") == first
+
+
+async def test_voice_request_in_moderated_room(server, clients):
+    alice, bob, _ = clients
+    room = f"moderated@{SERVICE}"
+    await create(alice, room, "Alice", {"muc#roomconfig_moderatedroom": "1"})
+    p = await join(bob, room, "Bob")
+    assert item(p).get("role") == "visitor"
+    bob.send_message(mto=room, mbody="may I?", mtype="groupchat")
+    e = await bob.next_message(where=lambda m: m["type"] == "error")
+    assert error_condition(e) == "forbidden"
+    bob.send_raw(f"<message to='{room}'><x xmlns='{NS_DATA}' type='submit'>"
+                 f"<field var='FORM_TYPE'><value>{NS_MUC}#request</value></field>"
+                 "<field var='muc#role'><value>participant</value></field></x></message>")
+    req = await alice.next_message(where=lambda m: m.xml.find(f"{{{NS_DATA}}}x") is not None)
+    fields = {f.get("var"): f.findtext(f"{{{NS_DATA}}}value") for f in req.xml.iter(f"{{{NS_DATA}}}field")}
+    assert fields["muc#roomnick"] == "Bob"
+    alice.send_raw(f"<message to='{room}'><x xmlns='{NS_DATA}' type='submit'>"
+                   f"<field var='FORM_TYPE'><value>{NS_MUC}#request</value></field>"
+                   "<field var='muc#role'><value>participant</value></field>"
+                   "<field var='muc#roomnick'><value>Bob</value></field>"
+                   "<field var='muc#request_allow'><value>true</value></field></x></message>")
+    voiced = await bob.next_presence(where=lambda p: str(p["from"]) == f"{room}/Bob"
+                                     and item(p) is not None and item(p).get("role") == "participant")
+    assert 110 in codes(voiced)
+    bob.send_message(mto=room, mbody="thank you", mtype="groupchat")
+    await alice.next_message(where=lambda m: m["body"] == "thank you")
+
+
+async def test_moderation_retracts_everywhere(server, clients):
+    alice, bob, carol = clients
+    room = f"moderation@{SERVICE}"
+    await create(alice, room, "Alice", {"muc#roomconfig_persistentroom": "1"})
+    await join(bob, room, "Bob")
+    bob.send_message(mto=room, mbody="something rude", mtype="groupchat")
+    m = await alice.next_message(where=lambda m: m["body"] == "something rude")
+    sid = m.xml.find(f"{{{NS_SID}}}stanza-id").get("id")
+    r = await bob.iq_set(f"<moderate id='{sid}' xmlns='urn:xmpp:message-moderate:1'>"
+                         "<retract xmlns='urn:xmpp:message-retract:1'/></moderate>", to=room)
+    assert error_condition(r) == "forbidden"
+    r = await alice.iq_set(f"<moderate id='{sid}' xmlns='urn:xmpp:message-moderate:1'>"
+                           "<retract xmlns='urn:xmpp:message-retract:1'/><reason>rude</reason></moderate>", to=room)
+    assert r["type"] == "result", r
+    for c in (alice, bob):
+        n = await c.next_message(where=lambda m: m.xml.find("{urn:xmpp:message-retract:1}retract") is not None)
+        assert n.xml.find("{urn:xmpp:message-retract:1}retract").get("id") == sid
+    fin = await carol.iq_set(f"<query xmlns='{NS_MAM}' queryid='m'/>", to=room)
+    assert fin["type"] == "result"
+    archived = await carol.next_message(where=lambda m: m.xml.find(f"{{{NS_MAM}}}result") is not None)
+    fwd = archived.xml.find(f"{{{NS_MAM}}}result/{{urn:xmpp:forward:0}}forwarded/{{jabber:client}}message")
+    assert fwd.find("{jabber:client}body") is None
+    assert fwd.find("{urn:xmpp:message-retract:1}retracted") is not None
+
+
+async def test_registration_reserves_nick(server, clients):
+    alice, bob, carol = clients
+    room = f"register@{SERVICE}"
+    await create(alice, room, "Alice")
+    form_reply = await bob.iq_get("<query xmlns='jabber:iq:register'/>", to=room)
+    assert form_reply["type"] == "result"
+    r = await bob.iq_set("<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"
+                         f"<field var='FORM_TYPE'><value>{NS_MUC}#register</value></field>"
+                         "<field var='muc#register_roomnick'><value>Bobby</value></field></x></query>", to=room)
+    assert r["type"] == "result", r
+    info = await bob.iq_get(f"<query xmlns='{NS_INFO}' node='x-roomuser-item'/>", to=room)
+    assert info.xml.find(f"{{{NS_INFO}}}query/{{{NS_INFO}}}identity").get("name") == "Bobby"
+    err = await join(carol, room, "Bobby", expect_error=True)
+    assert error_condition(err) == "conflict"
+    r = await alice.iq_get(f"<query xmlns='{NS_ADMIN}'><item affiliation='member'/></query>", to=room)
+    assert [(i.get("jid"), i.get("nick")) for i in r.xml.iter(f"{{{NS_ADMIN}}}item")] == [("bob@localhost", "Bobby")]
+
+
+async def test_config_change_is_announced(server, clients):
+    alice, bob, _ = clients
+    room = f"announce@{SERVICE}"
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+    r = await alice.iq_set(f"<query xmlns='{NS_OWNER}'>{form({'muc#roomconfig_whois': 'anyone'})}</query>", to=room)
+    assert r["type"] == "result"
+    notice = await bob.next_message(where=lambda m: codes(m))
+    assert codes(notice) == [104, 172]
+    # The owner form lists the fields clients expect.
+    got = await alice.iq_get(f"<query xmlns='{NS_OWNER}'/>", to=room)
+    fields = {f.get("var") for f in got.xml.iter(f"{{{NS_DATA}}}field")}
+    assert {"muc#roomconfig_persistentroom", "muc#roomconfig_membersonly", "muc#roomconfig_whois",
+            "muc#roomconfig_roomsecret", "muc#roomconfig_allowpm", "muc#roomconfig_maxusers"} <= fields
+    r = await bob.iq_get(f"<query xmlns='{NS_OWNER}'/>", to=room)
+    assert error_condition(r) == "forbidden"
+
+
+async def test_invitation_declined(server, clients):
+    alice, bob, carol = clients
+    room = f"decline@{SERVICE}"
+    await create(alice, room, "Alice", {"muc#roomconfig_allowinvites": "1"})
+    alice.send_raw(f"<message to='{room}'><x xmlns='{NS_USER}'><invite to='{carol.boundjid.full}'/></x></message>")
+    await carol.next_message(where=lambda m: m.xml.find(f"{{{NS_USER}}}x/{{{NS_USER}}}invite") is not None)
+    carol.send_raw(f"<message to='{room}'><x xmlns='{NS_USER}'><decline to='{alice.boundjid.full}'>"
+                   "<reason>busy</reason></decline></x></message>")
+    d = await alice.next_message(where=lambda m: m.xml.find(f"{{{NS_USER}}}x/{{{NS_USER}}}decline") is not None)
+    decline = d.xml.find(f"{{{NS_USER}}}x/{{{NS_USER}}}decline")
+    assert decline.get("from") == "carol@localhost" and decline.findtext(f"{{{NS_USER}}}reason") == "busy"
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_traffic_loses_no_reflected_message(server):
+    """A message the room reflected back to its sender was acknowledged: it must be in the
+    archive after a kill -9 that lands while more messages are in flight."""
+    room = f"midtraffic@{SERVICE}"
+    alice = await sign_in(server, "alice", resource="t")
+    await create(alice, room, "Alice", {"muc#roomconfig_persistentroom": "1"})
+    for i in range(200):
+        alice.send_message(mto=room, mbody=f"burst {i}", mtype="groupchat")
+    acked = set()
+    while len(acked) < 40:
+        m = await alice.next_message(where=lambda m: m["body"].startswith("burst "))
+        acked.add(m["body"])
+    server.stop(signal.SIGKILL)
+    alice.abort()
+    server.start()
+    bob = await sign_in(server, "bob", resource="after-kill")
+    try:
+        fin = await bob.iq_set(f"<query xmlns='{NS_MAM}' queryid='k'><set xmlns='{NS_RSM}'><max>250</max></set>"
+                               "</query>", to=room)
+        assert fin["type"] == "result", fin
+        count = int(fin.xml.find(f"{{{NS_MAM}}}fin/{{{NS_RSM}}}set/{{{NS_RSM}}}count").text)
+        archived = set()
+        for _ in range(count):
+            m = await bob.next_message(where=lambda m: m.xml.find(f"{{{NS_MAM}}}result") is not None)
+            fwd = m.xml.find(f"{{{NS_MAM}}}result/{{urn:xmpp:forward:0}}forwarded/{{jabber:client}}message")
+            archived.add(fwd.findtext("{jabber:client}body"))
+        assert acked <= archived, sorted(acked - archived)
+    finally:
+        await close_all(bob)
+
+
+async def test_unique_room_name_and_groupchat_1_0_join(server, clients):
+    alice, bob, _ = clients
+    r = await alice.iq_get("<unique xmlns='http://jabber.org/protocol/muc#unique'/>", to=SERVICE)
+    name = r.xml.findtext("{http://jabber.org/protocol/muc#unique}unique")
+    assert name
+    room = f"{name}@{SERVICE}"
+    alice.send_raw(f"<presence to='{room}/Alice'/>")  # no MUC extension: groupchat 1.0
+    p = await alice.next_presence(where=lambda p: str(p["from"]) == f"{room}/Alice" and 110 in codes(p))
+    assert 201 in codes(p)
+    await join(bob, room, "Bob")  # such a room is instant: not locked
+
+
+async def test_vcard_of_an_occupant_comes_from_its_account(server, clients):
+    """Avatars (XEP-0153) in rooms: a vCard request to an occupant JID is answered with the
+    occupant account's vCard, from the occupant JID, without revealing the account."""
+    alice, bob, _ = clients
+    room = f"avatars@{SERVICE}"
+    r = await alice.iq_set("<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN></vCard>")
+    assert r["type"] == "result"
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+    card = await bob.iq_get("<vCard xmlns='vcard-temp'/>", to=f"{room}/Alice")
+    assert card["type"] == "result" and str(card["from"]) == f"{room}/Alice"
+    assert card.xml.findtext("{vcard-temp}vCard/{vcard-temp}FN") == "Alice Liddell"
