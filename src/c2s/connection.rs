@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::negotiation::{Input, Negotiation, Output, Settings};
 use super::session::Session;
-use super::sm::{self, Detached, StreamManagement};
+use super::sm::{self, StreamManagement};
 use crate::error::{StanzaError, StreamCondition, StreamError};
 use crate::router::Outbound;
 use crate::sasl::{ChannelBindings, Credentials};
@@ -154,29 +154,29 @@ async fn handle(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr, direct_tl
 }
 
 pub(crate) struct Connection {
-    pub server: Arc<Server>,
-    peer: SocketAddr,
-    id: u64,
-    limits: Limits,
-    framing: Framing,
-    framer: Framer,
-    pub negotiation: Negotiation,
-    session: Option<Session>,
-    rx: Option<mpsc::Receiver<Outbound>>,
-    kill: Option<Arc<Notify>>,
-    auth_deadline: tokio::time::Instant,
+    pub(super) server: Arc<Server>,
+    pub(super) peer: SocketAddr,
+    pub(super) id: u64,
+    pub(super) limits: Limits,
+    pub(super) framing: Framing,
+    pub(super) framer: Framer,
+    pub(super) negotiation: Negotiation,
+    pub(super) session: Option<Session>,
+    pub(super) rx: Option<mpsc::Receiver<Outbound>>,
+    pub(super) kill: Option<Arc<Notify>>,
+    pub(super) auth_deadline: tokio::time::Instant,
     /// Pieces to write: each a complete element, header or close.
-    out: Vec<Vec<u8>>,
-    closing: bool,
+    pub(super) out: Vec<Vec<u8>>,
+    pub(super) closing: bool,
     /// Our stream header went out on the current stream (a stream error must follow one).
-    header_sent: bool,
+    pub(super) header_sent: bool,
     /// XEP-0198 state, once the client enabled stream management.
-    sm: Option<StreamManagement>,
+    pub(super) sm: Option<StreamManagement>,
     /// Wakes this connection when a new one resumes its session.
-    takeover: Option<Arc<Notify>>,
+    pub(super) takeover: Option<Arc<Notify>>,
     /// The transport died (or a newer connection took over) rather than the stream
     /// being closed: a resumable session then waits to be resumed.
-    dropped: bool,
+    pub(super) dropped: bool,
 }
 
 /// Negotiation settings for a new client stream.
@@ -230,40 +230,13 @@ impl Connection {
     }
 
     /// The connection is over: leave as a session must (presence, unbind).
-    pub async fn finish(mut self) {
-        let resumable = self.sm.as_ref().and_then(|sm| sm.id.clone());
-        if let Some(id) = &resumable {
-            self.server.sm.unregister_active(id);
-        }
-        match (resumable, self.dropped, self.session.take(), self.rx.take(), self.kill.take(), self.sm.take()) {
-            (Some(id), true, Some(session), Some(rx), Some(kill), Some(sm)) => {
-                tracing::debug!(peer = %self.peer, jid = %session.full_str(), "connection lost; session kept for resumption");
-                self.server.sm.park(id.clone(), Detached { session, rx, kill, sm });
-                let server = self.server.clone();
-                let timeout = server.config.c2s.resume_timeout;
-                tokio::spawn(async move {
-                    tokio::time::sleep(timeout).await;
-                    if let Some(d) = server.sm.take(&id) {
-                        end_detached(d).await;
-                    }
-                });
-            }
-            (_, _, Some(mut session), rx, _, sm) => {
-                session.close().await;
-                let mut unacked = sm.map(|mut sm| sm.take_unacked()).unwrap_or_default();
-                if let Some(mut rx) = rx {
-                    while let Ok(Outbound::Stanza(el)) = rx.try_recv() {
-                        unacked.push(el);
-                    }
-                }
-                reroute(&session, unacked).await;
-            }
-            _ => {}
-        }
-        tracing::debug!(peer = %self.peer, id = self.id, "connection closed");
+    pub async fn finish(self) {
+        let (peer, id) = (self.peer, self.id);
+        self.end_session().await;
+        tracing::debug!(%peer, id, "connection closed");
     }
 
-    fn push(&mut self, el: &Element) {
+    pub(super) fn push(&mut self, el: &Element) {
         self.out.push(write::element_bytes(el));
         let counted = match self.sm.as_mut() {
             Some(sm) => sm.sending(el),
@@ -513,98 +486,6 @@ impl Connection {
         }
     }
 
-    /// XEP-0198 nonzas: enable, r, a, resume.
-    async fn stream_management(&mut self, el: Element) {
-        let failed = |condition: &str| {
-            Element::builder("failed", sm::NS).append(Element::bare(condition, ns::STANZAS_ERR)).build()
-        };
-        match el.name() {
-            "enable" => {
-                if self.rx.is_none() || self.sm.is_some() {
-                    return self.out.push(write::element_bytes(&failed("unexpected-request")));
-                }
-                let timeout = self.server.config.c2s.resume_timeout;
-                let resume = matches!(el.attr("resume"), Some("true" | "1")) && !timeout.is_zero();
-                let id = resume.then(|| hex(&crate::sasl::credentials::random_bytes(16)));
-                if let Some(id) = &id {
-                    self.takeover = Some(self.server.sm.register_active(id));
-                }
-                let sm = StreamManagement::new(id);
-                self.out.push(write::element_bytes(&sm.enabled_element(timeout.as_secs())));
-                self.sm = Some(sm);
-            }
-            "r" => {
-                if let Some(sm) = &self.sm {
-                    let a = sm.answer();
-                    self.out.push(write::element_bytes(&a));
-                }
-            }
-            "a" => {
-                let h = el.attr("h").and_then(|h| h.parse::<u32>().ok());
-                let result = match (self.sm.as_mut(), h) {
-                    (Some(sm), Some(h)) => sm.acknowledged(h),
-                    (Some(_), None) => Err(StreamError::new(StreamCondition::BadFormat, "<a/> needs a numeric 'h'")),
-                    (None, _) => Ok(()),
-                };
-                if let Err(e) = result {
-                    self.close(Some(e));
-                }
-            }
-            "resume" => self.resume(&el).await,
-            _ => self.out.push(write::element_bytes(&failed("feature-not-implemented"))),
-        }
-    }
-
-    /// Take over a detached (or still attached, dying) session.
-    async fn resume(&mut self, el: &Element) {
-        let failed = |condition: &str| {
-            Element::builder("failed", sm::NS).append(Element::bare(condition, ns::STANZAS_ERR)).build()
-        };
-        let (Some(previd), Some(h)) = (el.attr("previd"), el.attr("h").and_then(|h| h.parse::<u32>().ok())) else {
-            return self.out.push(write::element_bytes(&failed("bad-request")));
-        };
-        let username = self.session.as_ref().map(|s| s.username.clone());
-        if self.rx.is_some() || username.is_none() {
-            return self.out.push(write::element_bytes(&failed("unexpected-request")));
-        }
-        let mut found = self.server.sm.take(previd);
-        if found.is_none() && self.server.sm.take_over(previd) {
-            // The old connection is still open (its client moved networks): wait for it
-            // to hand the session over.
-            for _ in 0..40 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                found = self.server.sm.take(previd);
-                if found.is_some() {
-                    break;
-                }
-            }
-        }
-        let Some(mut d) = found else {
-            return self.out.push(write::element_bytes(&failed("item-not-found")));
-        };
-        if Some(&d.session.username) != username.as_ref() {
-            // Someone else's session id: put it back untouched.
-            self.server.sm.park(previd.to_string(), d);
-            return self.out.push(write::element_bytes(&failed("item-not-found")));
-        }
-        if let Err(e) = d.sm.acknowledged(h) {
-            self.server.sm.park(previd.to_string(), d);
-            return self.close(Some(e));
-        }
-        let unacked = d.sm.take_unacked();
-        let resumed = Element::builder("resumed", sm::NS).a("previd", previd).a("h", d.sm.h_in.to_string()).build();
-        tracing::info!(peer = %self.peer, jid = %d.session.full_str(), "session resumed");
-        self.session = Some(d.session);
-        self.rx = Some(d.rx);
-        self.kill = Some(d.kill);
-        self.sm = Some(d.sm);
-        self.takeover = Some(self.server.sm.register_active(previd));
-        self.out.push(write::element_bytes(&resumed));
-        for stanza in &unacked {
-            self.push(stanza);
-        }
-    }
-
     /// Answer a credentials request: stored SCRAM keys, or an external backend's verdict
     /// on a PLAIN password.
     async fn check(&self, user: &str) -> Input {
@@ -669,7 +550,7 @@ impl Connection {
         }
     }
 
-    fn close(&mut self, err: Option<StreamError>) {
+    pub(super) fn close(&mut self, err: Option<StreamError>) {
         if self.closing {
             return;
         }
@@ -714,34 +595,6 @@ fn ping_request(session: Option<&Session>) -> minidom::Element {
     b.append(minidom::Element::bare("ping", crate::xml::ns::PING)).build()
 }
 
-/// A detached session nobody resumed: it ends like any other, and what it never
-/// acknowledged goes back through routing (to other resources or offline storage).
-async fn end_detached(mut d: Detached) {
-    tracing::debug!(jid = %d.session.full_str(), "resumable session expired");
-    d.session.close().await;
-    let mut pending = d.sm.take_unacked();
-    while let Ok(Outbound::Stanza(el)) = d.rx.try_recv() {
-        pending.push(el);
-    }
-    reroute(&d.session, pending).await;
-}
-
-/// Messages the client may never have seen: route them again to the account's bare JID
-/// (other resources, or offline storage). Only after the session is unbound.
-async fn reroute(session: &Session, stanzas: Vec<Element>) {
-    let bare = jid::Jid::from(session.bare.clone());
-    for mut msg in stanzas {
-        let ty = msg.attr("type").unwrap_or("normal");
-        let is_message =
-            msg.name() == "message" && matches!(ty, "chat" | "normal") && msg.has_child("body", ns::CLIENT);
-        if !is_message || !crate::modules::carbons::eligible(&msg) {
-            continue;
-        }
-        msg.attrs_mut().remove(&rxml::Namespace::NONE, "to");
-        let _ = crate::modules::message::route(&session.server, msg, &bare).await;
-    }
-}
-
 /// Attributes of an RFC 7395 `<open/>`, in the shape of a stream header's.
 fn framing_attrs(open: &Element) -> std::collections::BTreeMap<String, String> {
     let mut attrs: std::collections::BTreeMap<String, String> =
@@ -757,6 +610,6 @@ fn start_virtual_stream(framer: &mut Framer) {
     let _ = framer.next_event();
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex};
 use minidom::Element;
 use tokio::sync::{mpsc, Notify};
 
+use std::time::Duration;
+
+use super::connection::{hex, Connection};
 use super::session::Session;
 use crate::error::{StreamCondition, StreamError};
 use crate::router::Outbound;
-use crate::xml::{ns, AttrExt};
+use crate::xml::{ns, write, AttrExt};
 
 pub const NS: &str = "urn:xmpp:sm:3";
 /// More unacknowledged stanzas than this and the client is not playing along.
@@ -144,6 +147,162 @@ impl SmRegistry {
 
     pub fn take(&self, id: &str) -> Option<Detached> {
         self.detached.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+    }
+}
+
+/// The XEP-0198 part of a client connection.
+impl Connection {
+    /// The connection is over: park a resumable session whose transport died, or end
+    /// the session as a session must (presence, unbind) and route again what the client
+    /// never acknowledged.
+    pub(super) async fn end_session(mut self) {
+        let resumable = self.sm.as_ref().and_then(|sm| sm.id.clone());
+        if let Some(id) = &resumable {
+            self.server.sm.unregister_active(id);
+        }
+        match (resumable, self.dropped, self.session.take(), self.rx.take(), self.kill.take(), self.sm.take()) {
+            (Some(id), true, Some(session), Some(rx), Some(kill), Some(sm)) => {
+                tracing::debug!(peer = %self.peer, jid = %session.full_str(), "connection lost; session kept for resumption");
+                self.server.sm.park(id.clone(), Detached { session, rx, kill, sm });
+                let server = self.server.clone();
+                let timeout = server.config.c2s.resume_timeout;
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    if let Some(d) = server.sm.take(&id) {
+                        end_detached(d).await;
+                    }
+                });
+            }
+            (_, _, Some(mut session), rx, _, sm) => {
+                session.close().await;
+                let mut unacked = sm.map(|mut sm| sm.take_unacked()).unwrap_or_default();
+                if let Some(mut rx) = rx {
+                    while let Ok(Outbound::Stanza(el)) = rx.try_recv() {
+                        unacked.push(el);
+                    }
+                }
+                reroute(&session, unacked).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// XEP-0198 nonzas: enable, r, a, resume.
+    pub(super) async fn stream_management(&mut self, el: Element) {
+        let failed =
+            |condition: &str| Element::builder("failed", NS).append(Element::bare(condition, ns::STANZAS_ERR)).build();
+        match el.name() {
+            "enable" => {
+                if self.rx.is_none() || self.sm.is_some() {
+                    return self.out.push(write::element_bytes(&failed("unexpected-request")));
+                }
+                let timeout = self.server.config.c2s.resume_timeout;
+                let resume = matches!(el.attr("resume"), Some("true" | "1")) && !timeout.is_zero();
+                let id = resume.then(|| hex(&crate::sasl::credentials::random_bytes(16)));
+                if let Some(id) = &id {
+                    self.takeover = Some(self.server.sm.register_active(id));
+                }
+                let sm = StreamManagement::new(id);
+                self.out.push(write::element_bytes(&sm.enabled_element(timeout.as_secs())));
+                self.sm = Some(sm);
+            }
+            "r" => {
+                if let Some(sm) = &self.sm {
+                    let a = sm.answer();
+                    self.out.push(write::element_bytes(&a));
+                }
+            }
+            "a" => {
+                let h = el.attr("h").and_then(|h| h.parse::<u32>().ok());
+                let result = match (self.sm.as_mut(), h) {
+                    (Some(sm), Some(h)) => sm.acknowledged(h),
+                    (Some(_), None) => Err(StreamError::new(StreamCondition::BadFormat, "<a/> needs a numeric 'h'")),
+                    (None, _) => Ok(()),
+                };
+                if let Err(e) = result {
+                    self.close(Some(e));
+                }
+            }
+            "resume" => self.resume(&el).await,
+            _ => self.out.push(write::element_bytes(&failed("feature-not-implemented"))),
+        }
+    }
+
+    /// Take over a detached (or still attached, dying) session.
+    async fn resume(&mut self, el: &Element) {
+        let failed =
+            |condition: &str| Element::builder("failed", NS).append(Element::bare(condition, ns::STANZAS_ERR)).build();
+        let (Some(previd), Some(h)) = (el.attr("previd"), el.attr("h").and_then(|h| h.parse::<u32>().ok())) else {
+            return self.out.push(write::element_bytes(&failed("bad-request")));
+        };
+        let username = self.session.as_ref().map(|s| s.username.clone());
+        if self.rx.is_some() || username.is_none() {
+            return self.out.push(write::element_bytes(&failed("unexpected-request")));
+        }
+        let mut found = self.server.sm.take(previd);
+        if found.is_none() && self.server.sm.take_over(previd) {
+            // The old connection is still open (its client moved networks): wait for it
+            // to hand the session over.
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                found = self.server.sm.take(previd);
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        let Some(mut d) = found else {
+            return self.out.push(write::element_bytes(&failed("item-not-found")));
+        };
+        if Some(&d.session.username) != username.as_ref() {
+            // Someone else's session id: put it back untouched.
+            self.server.sm.park(previd.to_string(), d);
+            return self.out.push(write::element_bytes(&failed("item-not-found")));
+        }
+        if let Err(e) = d.sm.acknowledged(h) {
+            self.server.sm.park(previd.to_string(), d);
+            return self.close(Some(e));
+        }
+        let unacked = d.sm.take_unacked();
+        let resumed = Element::builder("resumed", NS).a("previd", previd).a("h", d.sm.h_in.to_string()).build();
+        tracing::info!(peer = %self.peer, jid = %d.session.full_str(), "session resumed");
+        self.session = Some(d.session);
+        self.rx = Some(d.rx);
+        self.kill = Some(d.kill);
+        self.sm = Some(d.sm);
+        self.takeover = Some(self.server.sm.register_active(previd));
+        self.out.push(write::element_bytes(&resumed));
+        for stanza in &unacked {
+            self.push(stanza);
+        }
+    }
+}
+
+/// A detached session nobody resumed: it ends like any other, and what it never
+/// acknowledged goes back through routing (to other resources or offline storage).
+async fn end_detached(mut d: Detached) {
+    tracing::debug!(jid = %d.session.full_str(), "resumable session expired");
+    d.session.close().await;
+    let mut pending = d.sm.take_unacked();
+    while let Ok(Outbound::Stanza(el)) = d.rx.try_recv() {
+        pending.push(el);
+    }
+    reroute(&d.session, pending).await;
+}
+
+/// Messages the client may never have seen: route them again to the account's bare JID
+/// (other resources, or offline storage). Only after the session is unbound.
+async fn reroute(session: &Session, stanzas: Vec<Element>) {
+    let bare = jid::Jid::from(session.bare.clone());
+    for mut msg in stanzas {
+        let ty = msg.attr("type").unwrap_or("normal");
+        let is_message =
+            msg.name() == "message" && matches!(ty, "chat" | "normal") && msg.has_child("body", ns::CLIENT);
+        if !is_message || !crate::modules::carbons::eligible(&msg) {
+            continue;
+        }
+        msg.attrs_mut().remove(&rxml::Namespace::NONE, "to");
+        let _ = crate::modules::message::route(&session.server, msg, &bare).await;
     }
 }
 

@@ -160,6 +160,9 @@ impl Room {
         out.save = true;
         let present: Vec<String> =
             self.occupants.values().filter(|o| o.bare.as_str() == bare).map(|o| o.nick.clone()).collect();
+        if present.is_empty() {
+            self.notify_absent_change(bare, a, out);
+        }
         let extra = ItemExtra { nick: None, actor, reason };
         for nick in present {
             if a == Affiliation::Outcast {
@@ -173,6 +176,23 @@ impl Room {
                     o.role = if o.role == Role::Participant && role == Role::Visitor { o.role } else { role };
                 }
                 self.broadcast_presence(&nick, false, &[], &extra, None, out);
+            }
+        }
+    }
+
+    /// §9.x note: when the affiliation of someone not in the room changes, those who may
+    /// see real JIDs (moderators, or everyone in a non-anonymous room) are told by message.
+    fn notify_absent_change(&self, bare: &str, a: Affiliation, out: &mut Output) {
+        let mut x = Element::builder("x", ns::MUC_USER)
+            .append(Element::builder("item", ns::MUC_USER).a("affiliation", a.name()).a("jid", bare).build());
+        if a == Affiliation::Outcast {
+            x = x.append(Element::builder("status", ns::MUC_USER).a("code", "301").build());
+        }
+        let msg =
+            Element::builder("message", crate::xml::ns::CLIENT).a("from", self.jid.as_str()).append(x.build()).build();
+        for occ in self.occupants.values().filter(|o| self.config.whois_anyone || o.role == Role::Moderator) {
+            for s in &occ.sessions {
+                out.send(&jid::Jid::from(s.clone()), msg.clone());
             }
         }
     }

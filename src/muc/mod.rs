@@ -250,6 +250,17 @@ impl MucService {
         .await;
     }
 
+    /// Rooms with at least one occupant, and the occupants in them (meeting counts for the
+    /// web API). Read from the summaries the actors publish after each batch.
+    pub fn occupancy(&self) -> (usize, usize) {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms
+            .values()
+            .map(|h| h.summary.lock().unwrap_or_else(|e| e.into_inner()).occupants)
+            .filter(|n| *n > 0)
+            .fold((0, 0), |(r, p), n| (r + 1, p + n))
+    }
+
     /// Rooms as the service lists them: running ones from their summaries, the others
     /// from the store.
     fn all_rooms(&self) -> Vec<(String, Summary)> {

@@ -499,3 +499,14 @@ fn archive_pages_with_rsm() {
     assert!(bodies.is_empty());
     assert_eq!(err.attr("type"), Some("error"));
 }
+
+#[test]
+fn affiliation_change_of_an_absent_user_is_told_to_moderators_only() {
+    let mut room = open_room();
+    join(&mut room, "bob@x/b", "bob");
+    let out = admin(&mut room, "alice@x/a", "<item affiliation='outcast' jid='eve@x'/>");
+    let note = to(&out, "alice@x/a").into_iter().find(|e| e.name() == "message").unwrap();
+    assert_eq!(item(note).attr("jid"), Some("eve@x"));
+    assert_eq!(codes(note), vec![301]);
+    assert!(to(&out, "bob@x/b").is_empty(), "a participant in a semi-anonymous room sees no JIDs");
+}
