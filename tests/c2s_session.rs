@@ -102,9 +102,15 @@ async fn guests_reach_only_their_room() {
     // The room's call on the focus is reachable; another room's call is not.
     g.send("<iq type='get' id='f1' to='meeting@focus.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
     assert_eq!(g.expect(|e| e.attr("id") == Some("f1")).await.attr("type"), Some("result"));
-    g.send("<iq type='get' id='f2' to='other@focus.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
+    g.send(
+        "<iq type='get' id='f2' to='other@focus.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    )
+    .await;
     let r = g.expect(|e| e.attr("id") == Some("f2")).await;
-    assert!(r.get_child("error", "jabber:client").unwrap().has_child("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    assert!(r
+        .get_child("error", "jabber:client")
+        .unwrap()
+        .has_child("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"));
     g.send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>").await;
     assert_eq!(g.expect(|e| e.attr("id") == Some("p")).await.attr("type"), Some("result"));
     // Members cannot reach the guest directly either.

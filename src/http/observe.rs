@@ -41,7 +41,13 @@ pub async fn metrics(State(http): State<Arc<Http>>) -> Response {
     let requests = http.requests.load(Ordering::Relaxed);
     metric(&mut out, "amphi_http_requests_total", "counter", "HTTP requests received.", requests);
     let stanzas = s.stanzas_in.load(std::sync::atomic::Ordering::Relaxed);
-    metric(&mut out, "amphi_stanzas_received_total", "counter", "Stanzas received from clients (rate() gives stanzas/s).", stanzas);
+    metric(
+        &mut out,
+        "amphi_stanzas_received_total",
+        "counter",
+        "Stanzas received from clients (rate() gives stanzas/s).",
+        stanzas,
+    );
     metric(&mut out, "amphi_muc_rooms", "gauge", "Meetings: rooms with at least one occupant.", counts.meetings);
     metric(&mut out, "amphi_muc_occupants", "gauge", "Participants: occupants of all rooms.", counts.participants);
     metric(
