@@ -2,7 +2,7 @@
 # Runs the same XMPP workloads against amphi, Prosody and ejabberd on loopback and prints one
 # table with amphi's ratio to each peer.
 #
-#   bench/run.sh                 full sizes (about 15 minutes), release builds
+#   bench/run.sh                 full sizes (about 20 minutes for three servers), release builds
 #   bench/run.sh --smoke         tiny sizes (under a minute), debug builds: the CI check
 #
 # Options:
@@ -52,20 +52,28 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 log() { printf '== %s\n' "$*" >&2; }
 
-# Workload sizes: full, then smoke.
+# Workload sizes.
+declare -A ARGS
 if [ "$SMOKE" = 1 ]; then
-  ARGS_login="--count 40 --concurrency 8"
-  ARGS_idle="--sizes 20,60 --settle-secs 0.5"
-  ARGS_message="--pairs 4 --window 4 --duration 1 --rate 200 --latency-duration 1"
-  ARGS_muc="--join-size 10 --join-repeats 2 --fanout-sizes 10,20 --messages 2"
-  ARGS_presence="--hubs 2 --contacts 5 --rounds 4 --duration 1"
+  ARGS=(
+    [login]="--count 40 --concurrency 8"
+    [idle]="--sizes 20,60 --settle-secs 0.5"
+    [message]="--pairs 4 --window 4 --duration 1 --rate 200 --latency-duration 1"
+    [muc]="--join-size 10 --join-repeats 2 --fanout-sizes 10,20 --messages 2"
+    [presence]="--hubs 2 --contacts 5 --rounds 4 --duration 1"
+  )
 else
-  ARGS_login="--count 2000 --concurrency 64"
-  ARGS_idle="--sizes 1000,5000,10000 --settle-secs 5"
-  ARGS_message="--pairs 50 --window 32 --duration 10 --rate 2000 --latency-duration 10"
-  ARGS_muc="--join-size 400 --join-repeats 5 --fanout-sizes 100,1000 --messages 5"
-  ARGS_presence="--hubs 10 --contacts 100 --rounds 20 --duration 10"
+  ARGS=(
+    [login]="--count 2000 --concurrency 64"
+    [idle]="--sizes 1000,5000,10000 --settle-secs 5"
+    [message]="--pairs 50 --window 32 --duration 10 --rate 2000 --latency-duration 10"
+    [muc]="--join-size 400 --join-repeats 5 --fanout-sizes 100,1000 --messages 5"
+    [presence]="--hubs 10 --contacts 100 --rounds 20 --duration 10"
+  )
 fi
+for w in ${WORKLOADS//,/ }; do
+  [ -n "${ARGS[$w]+set}" ] || { echo "unknown workload $w (known: ${!ARGS[*]})" >&2; exit 2; }
+done
 
 # --- build and install -------------------------------------------------------------------
 cargo_flags=(-p amphi-bench)
@@ -292,11 +300,10 @@ for server in ${SERVERS//,/ }; do
   fi
   log "$server is up (pid $SERVER_PID, port $PORT)"
   for w in ${WORKLOADS//,/ }; do
-    args_var=ARGS_$w
     # shellcheck disable=SC2086 # the size arguments are meant to split
     if "$BENCH" --label "$server" --port "$PORT" --server-pid "$SERVER_PID" --mech SCRAM-SHA-1 \
         --cache "$WORK/$server/accounts.json" --json "$RESULTS" --max-secs "$MAX_SECS" \
-        "$w" ${!args_var}; then
+        "$w" ${ARGS[$w]}; then
       passed=$((passed + 1))
     elif [[ ",$REQUIRE," == *",$server,"* ]]; then
       log "FAILED: $w on $server"

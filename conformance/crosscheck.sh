@@ -114,6 +114,8 @@ certificates = "$work"
 ssl = { key = "$work/key.pem", certificate = "$work/cert.pem" }
 contact_info = { admin = { "xmpp:admin@localhost", "mailto:admin@localhost" } }
 VirtualHost "localhost"
+Component "conference.localhost" "muc"
+  modules_enabled = { "muc_mam" }
 EOF
     start_group prosody prosody -F --config "$dir/prosody.cfg.lua"
     wait_port prosody "$prosody_port" 20
@@ -187,6 +189,13 @@ modules:
   mod_vcard:
     search: false
   mod_version: {}
+  mod_mam: {}
+  mod_muc:
+    host: "conference.localhost"
+    access_create: all
+    access_persistent: all
+    default_room_options:
+      mam: true
 EOF
     chown -R ejabberd:ejabberd "$dir"
     # ejabberdctl would `su` to the ejabberd user when started as root, and su -c starts a new

@@ -36,6 +36,87 @@ pub struct Config {
     /// External components (XEP-0114).
     #[serde(default)]
     pub components: ComponentsConfig,
+    /// HTTP File Upload (XEP-0363) on `upload.<domain>`.
+    #[serde(default)]
+    pub upload: UploadConfig,
+    /// STUN/TURN servers announced by External Service Discovery (XEP-0215).
+    #[serde(default)]
+    pub turn: TurnConfig,
+}
+
+/// HTTP File Upload (XEP-0363): clients ask `upload.<domain>` for a slot over XMPP, then PUT
+/// the file to the web server and share the GET URL. Needs an `[http]` listener (or `url`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    pub enabled: bool,
+    /// The service's domain; empty means "upload." + server.domain.
+    pub domain: String,
+    /// Largest file accepted, in bytes.
+    pub max_file_size: u64,
+    /// Bytes one account may have stored at once; 0 means no limit.
+    pub quota: u64,
+    /// Files are deleted this many days after their upload; 0 keeps them forever.
+    pub expire_after_days: u32,
+    /// The public base URL of the web server (e.g. behind a reverse proxy:
+    /// "https://chat.example.org"); empty: the first `http.tls_listen` port on server.domain
+    /// when `tls.cert` is set, else the first `http.listen` port (see `UploadService::start`).
+    pub url: String,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            enabled: true,
+            domain: String::new(),
+            max_file_size: 50 * 1024 * 1024,
+            quota: 1024 * 1024 * 1024,
+            expire_after_days: 30,
+            url: String::new(),
+        }
+    }
+}
+
+/// STUN/TURN servers for clients (XEP-0215), with coturn's TURN REST credentials
+/// (`use-auth-secret`) made from a shared secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    pub services: Vec<ExternalService>,
+    /// coturn's `static-auth-secret`: TURN services without a static username get
+    /// temporary credentials made from it. Empty: none.
+    pub secret: Secret,
+    /// How long temporary credentials stay valid.
+    #[serde(with = "duration")]
+    pub ttl: Duration,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig { services: Vec::new(), secret: Secret::default(), ttl: Duration::from_secs(86_400) }
+    }
+}
+
+/// One STUN or TURN server announced to clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalService {
+    /// "stun", "stuns", "turn" or "turns".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub host: String,
+    pub port: u16,
+    /// "udp" or "tcp"; empty: not said.
+    #[serde(default)]
+    pub transport: String,
+    /// Static credentials (for TURN without a shared secret).
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Secret,
+    /// A name shown to people.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// XEP-0114 external components: services (gateways, bots) on their own domains.
@@ -163,6 +244,19 @@ impl Config {
             format!("conference.{}", self.server.domain)
         } else {
             self.muc.domain.clone()
+        })
+    }
+
+    /// The HTTP File Upload service's domain, if enabled and reachable over HTTP.
+    pub fn upload_domain(&self) -> Option<String> {
+        let no_http = self.http.listen.is_empty() && self.http.tls_listen.is_empty();
+        if !self.upload.enabled || (self.upload.url.is_empty() && no_http) {
+            return None;
+        }
+        Some(if self.upload.domain.is_empty() {
+            format!("upload.{}", self.server.domain)
+        } else {
+            self.upload.domain.clone()
         })
     }
 
@@ -524,6 +618,7 @@ impl Config {
                 return invalid("components.secrets", "each component secret needs at least 8 characters");
             }
         }
+        self.validate_upload_and_turn()?;
         if !(4096..=1_000_000).contains(&self.auth.scram_iterations) {
             return invalid("auth.scram_iterations", "must be between 4096 (RFC 7677 minimum) and 1000000");
         }
@@ -549,6 +644,56 @@ impl Config {
             }
         }
         self.validate_auth_backends()
+    }
+
+    /// `[upload]` and `[turn]`.
+    fn validate_upload_and_turn(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if let Some(d) = self.upload_domain() {
+            let taken = d == self.server.domain
+                || self.muc_domain().as_deref() == Some(d.as_str())
+                || self.focus_domain().as_deref() == Some(d.as_str())
+                || self.components.secrets.contains_key(&d);
+            if taken || jid::BareJid::new(&d).map(|j| j.node().is_some()).unwrap_or(true) {
+                return invalid(
+                    "upload.domain",
+                    "must be a domain of its own (not the server's, MUC's, focus's or a component's), \
+                     such as \"upload.example.org\""
+                        .into(),
+                );
+            }
+        }
+        if self.upload.max_file_size == 0 {
+            return invalid("upload.max_file_size", "must be at least 1 byte".into());
+        }
+        let url = &self.upload.url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+            return invalid("upload.url", format!("{url:?} is not a URL: write \"https://chat.example.org\""));
+        }
+        for s in &self.turn.services {
+            if !matches!(s.kind.as_str(), "stun" | "stuns" | "turn" | "turns") {
+                return invalid("turn.services", format!("type {:?}: use stun, stuns, turn or turns", s.kind));
+            }
+            if s.host.is_empty() || s.host.contains(|c: char| c.is_whitespace() || c == '/') {
+                return invalid("turn.services", format!("host {:?}: give a host name or IP address", s.host));
+            }
+            if s.port == 0 {
+                return invalid("turn.services", format!("{}: port must be between 1 and 65535", s.host));
+            }
+            if !matches!(s.transport.as_str(), "" | "udp" | "tcp") {
+                return invalid("turn.services", format!("transport {:?}: use udp or tcp", s.transport));
+            }
+            if s.username.is_empty() != s.password.0.is_empty() {
+                return invalid("turn.services", format!("{}: set both username and password, or neither", s.host));
+            }
+        }
+        if !self.turn.secret.0.is_empty() && self.turn.secret.0.len() < 16 {
+            return invalid("turn.secret", "use a random secret of at least 16 characters".into());
+        }
+        if self.turn.ttl < Duration::from_secs(60) || self.turn.ttl > Duration::from_secs(30 * 86_400) {
+            return invalid("turn.ttl", "must be between 60s and 720h".into());
+        }
+        Ok(())
     }
 
     /// `auth.backends` and, when the directory is used, `[ldap]`.
@@ -714,6 +859,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("http.listen"), "{err}");
+    }
+
+    #[test]
+    fn upload_and_turn() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.upload_domain().as_deref(), Some("upload.localhost"));
+        // No web server, no upload service.
+        let c = Config::parse("t", "[server]\ndomain='localhost'\n").unwrap();
+        assert_eq!(c.upload_domain(), None);
+        let http = "[server]\ndomain='localhost'\n[http]\nlisten=['127.0.0.1:0']\n";
+        let err = Config::parse("t", &format!("{http}[upload]\ndomain='conference.localhost'\n")).unwrap_err();
+        assert!(err.to_string().starts_with("upload.domain"), "{err}");
+        let turn = |s: &str| Config::parse("t", &format!("[server]\ndomain='localhost'\n[turn]\n{s}\n"));
+        assert!(turn("services=[{type='turn', host='t.example', port=3478, transport='udp'}]").is_ok());
+        for (bad, key) in [
+            ("services=[{type='turnz', host='t', port=3478}]", "turn.services"),
+            ("services=[{type='turn', host='', port=3478}]", "turn.services"),
+            ("services=[{type='turn', host='t', port=3478, username='u'}]", "turn.services"),
+            ("secret='short'", "turn.secret"),
+            ("ttl='10s'", "turn.ttl"),
+        ] {
+            let err = turn(bad).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{bad}: {err}");
+        }
     }
 
     #[test]

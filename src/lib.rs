@@ -28,4 +28,5 @@ pub mod stanza;
 pub mod store;
 pub mod throttle;
 pub mod tls;
+pub mod upload;
 pub mod xml;

@@ -39,6 +39,8 @@ pub struct Server {
     pub muc: Option<Arc<crate::muc::MucService>>,
     /// The Jingle focus and its SFU (calls), when enabled.
     pub focus: Option<Arc<crate::focus::FocusService>>,
+    /// HTTP File Upload (XEP-0363), when enabled.
+    pub upload: Option<Arc<crate::upload::UploadService>>,
 }
 
 /// Every bound socket. Derefs to the client listeners (with their "direct TLS" flag).
@@ -64,6 +66,8 @@ pub enum StartError {
     Store { path: String, source: crate::store::StoreError },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot use the upload directory {path}: {source}. Fix its permissions or set upload.enabled = false.")]
+    Upload { path: String, source: std::io::Error },
 }
 
 impl Server {
@@ -79,7 +83,12 @@ impl Server {
             key: "media.listen",
             source,
         })?;
+        let upload = crate::upload::UploadService::new(&config).map_err(|source| StartError::Upload {
+            path: config.server.data_dir.join("uploads").display().to_string(),
+            source,
+        })?;
         Ok(Arc::new(Server {
+            upload,
             auth_failures_by_user: Throttle::new(config.auth.max_failures, window),
             auth_failures_by_ip: Throttle::new(config.auth.max_failures_per_ip, window),
             registrations_by_ip: Throttle::new(config.auth.max_registrations_per_ip, window),
@@ -93,7 +102,12 @@ impl Server {
             focus,
             muc: config
                 .muc_domain()
-                .map(|d| Arc::new(crate::muc::MucService::new(d, store.clone(), config.muc.clone()))),
+                .map(|d| {
+                    Arc::new(
+                        crate::muc::MucService::new(d, store.clone(), config.muc.clone())
+                            .with_capacity(config.http.capacity as usize),
+                    )
+                }),
             started: Instant::now(),
             store,
             tls,
@@ -109,6 +123,10 @@ impl Server {
     /// Hand a stanza to the local service owning `domain` (MUC), if there is one.
     /// Returns false when no local service owns that domain.
     pub fn route_to_service(self: &Arc<Self>, domain: &str, stanza: Element) -> bool {
+        if let Some(upload) = self.upload.as_ref().filter(|u| u.domain == domain) {
+            upload.route(self, stanza);
+            return true;
+        }
         match &self.muc {
             Some(muc) if muc.domain == domain => {
                 muc.route(self, stanza);
@@ -159,6 +177,9 @@ impl Server {
 
     /// Start accepting on the listeners (tests call this and [`Server::stop`] directly).
     pub fn start(self: &Arc<Server>, listeners: Listeners) {
+        if let Some(upload) = &self.upload {
+            upload.start(self, &listeners.http);
+        }
         crate::http::start(self.clone(), listeners.http);
         for listener in listeners.components {
             tracing::info!(addr = ?listener.local_addr().ok(), "listening for components");
@@ -175,6 +196,10 @@ impl Server {
     pub async fn stop(&self) {
         tracing::info!("shutting down");
         let _ = self.shutdown.send(());
+        if let Some(muc) = &self.muc {
+            // Occupants hear that the rooms close (status 332) before streams end.
+            muc.shutdown().await;
+        }
         self.registry.close_all(&StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
         // Give sessions a moment to write their close and store their state.
         for _ in 0..50 {

@@ -19,6 +19,7 @@ const FEATURE_XEP: &[(&str, &str)] = &[
     ("jabber:iq:register", "0077"),
     ("msgoffline", "0160"),
     ("urn:xmpp:carbons:2", "0280"),
+    ("urn:xmpp:extdisco:2", "0215"),
 ];
 
 fn doap_xeps() -> BTreeSet<String> {

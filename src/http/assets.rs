@@ -40,6 +40,9 @@ const FILES: &[(&str, &[u8])] = web_files![
     "js/pages/room.js",
     "js/pages/join.js",
     "js/pages/devices.js",
+    "js/call/jingle.js",
+    "js/call/call.js",
+    "js/call/ui.js",
 ];
 
 /// The Content-Security-Policy of every response: only our own scripts, styles and

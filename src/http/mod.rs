@@ -175,6 +175,10 @@ fn router(state: Arc<Http>) -> Router {
         .route("/api/meeting/check", post(api::check_link))
         .route("/api/meeting/join", post(api::join))
         .route("/static/{version}/{*file}", get(assets::file))
+        .route(
+            "/upload/{slot}/{file}",
+            get(crate::upload::http::get).put(crate::upload::http::put).options(crate::upload::http::preflight),
+        )
         .fallback(assets::page)
         .layer(axum::middleware::map_response(assets::security_headers))
         .layer(axum::middleware::map_request_with_state(state.clone(), count_request))

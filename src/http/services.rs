@@ -43,7 +43,10 @@ pub struct Counts {
 /// Rooms with at least one occupant, and occupants, from the MUC service.
 pub fn muc_counts(server: &Server) -> Counts {
     match &server.muc {
-        Some(_muc) => Counts::default(),
+        Some(muc) => {
+            let (meetings, participants) = muc.occupancy();
+            Counts { meetings, participants }
+        }
         None => Counts::default(),
     }
 }

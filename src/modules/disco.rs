@@ -96,6 +96,14 @@ pub fn items(session: &Session, target: &Target, query: &Element) -> Result<Opti
                 Element::builder("item", ns::DISCO_ITEMS).a("jid", muc.domain.as_str()).a("name", "Chatrooms").build(),
             );
         }
+        if let Some(upload) = &session.server.upload {
+            q = q.append(
+                Element::builder("item", ns::DISCO_ITEMS)
+                    .a("jid", upload.domain.as_str())
+                    .a("name", "HTTP File Upload")
+                    .build(),
+            );
+        }
     }
     Ok(Some(q.build()))
 }

@@ -95,6 +95,9 @@ pub async fn handle(session: &mut Session, iq: Element) {
         (ns::DISCO_ITEMS, "query", _) if !set => disco::items(session, &target, payload),
         (ns::PING, "ping", Target::Server | Target::OwnAccount) if !set => Ok(None),
         (ns::VERSION, "query", Target::Server) if !set => Ok(Some(version::query())),
+        (super::extdisco::NS, "services" | "credentials", Target::Server) if !set => {
+            super::extdisco::handle(session, payload)
+        }
         (ns::LAST, "query", _) if !set => last::query(session, &target),
         (ns::VCARD, "vCard", _) => vcard::handle(session, &target, set, payload).await,
         (ns::ROSTER, "query", Target::OwnAccount) => return roster::iq(session, &iq, set).await,

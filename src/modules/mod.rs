@@ -3,6 +3,7 @@
 
 pub mod carbons;
 pub mod disco;
+pub mod extdisco;
 pub mod iq;
 pub mod last;
 pub mod message;
@@ -29,6 +30,7 @@ pub fn server_features() -> Vec<&'static str> {
         offline::FEATURES,
         roster::FEATURES,
         carbons::FEATURES,
+        extdisco::FEATURES,
     ] {
         f.extend_from_slice(list);
     }

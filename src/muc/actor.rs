@@ -48,6 +48,8 @@ pub struct Actor {
     pub summary: Arc<Mutex<Summary>>,
     /// Whether the store holds this room now (so a temporary room is not deleted in vain).
     pub stored: bool,
+    /// The room's archive without content, for MAM queries.
+    pub index: archive::Index,
 }
 
 /// Make the writes durable. sled's `flush_async` runs the flush on sled's own small thread
@@ -70,7 +72,9 @@ impl Actor {
     pub async fn run(mut self) {
         if self.stored {
             // A stored room wakes up: the last messages come back as history.
-            for (m, at) in archive::tail(&self.server.store, &self.node, self.room.history.capacity()) {
+            self.index = archive::Index::load(&self.server.store, &self.node);
+            let tail = archive::tail(&self.server.store, &self.node, &self.index, self.room.history.capacity());
+            for (m, at) in tail {
                 self.room.history.push(m, at);
             }
         }
@@ -156,6 +160,7 @@ impl Actor {
         if out.destroyed {
             result = result.and(store.muc_rooms.remove(node.as_bytes()).map(|_| ()));
             result = result.and(archive::remove_all(&store, &node).map(|_| ()));
+            self.index.clear();
             self.stored = false;
             wrote = true;
         } else if out.save {
@@ -166,6 +171,7 @@ impl Actor {
             } else if self.stored {
                 result = result.and(store.muc_rooms.remove(node.as_bytes()).map(|_| ()));
                 result = result.and(archive::remove_all(&store, &node).map(|_| ()));
+                self.index.clear();
                 self.stored = false;
                 wrote = true;
             }
@@ -173,6 +179,7 @@ impl Actor {
         if self.stored {
             for a in &out.archive {
                 result = result.and(archive::append(&store, &node, a));
+                self.index.push(a);
                 wrote = true;
             }
             for t in &out.tombstones {
@@ -189,7 +196,7 @@ impl Actor {
             out.sends.retain(|(_, el)| el.name() == "presence");
         }
         for req in std::mem::take(&mut out.mam) {
-            out.sends.extend(archive::answer(&store, &self.room.jid, &req));
+            out.sends.extend(archive::answer(&store, &self.room.jid, &self.index, &req));
         }
         for (iq, owner) in std::mem::take(&mut out.vcards) {
             if let Some(to) = crate::stanza::from(&iq) {

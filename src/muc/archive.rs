@@ -4,6 +4,9 @@
 //! sort in arrival order.
 //!
 //! The room core decides who may query; this file is the shell side that reads the store.
+//! Each room's actor keeps an [`Index`] of its archive (id, time, nick, author: no content),
+//! read once when the room wakes up, so a query filters in memory and reads from sled only
+//! the page it returns.
 
 use jid::{FullJid, Jid};
 use minidom::Element;
@@ -86,14 +89,66 @@ pub fn remove_all(store: &Store, room: &str) -> crate::store::Result<usize> {
     store.muc_archive.remove_prefix(&pair_prefix(room))
 }
 
+/// What a query filters on, for one archived message (its content stays in the store).
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    pub id: u64,
+    pub at_ms: u64,
+    pub nick: String,
+    pub real: String,
+}
+
+/// A room's archive in id order, without content.
+#[derive(Debug, Default)]
+pub struct Index {
+    entries: Vec<IndexEntry>,
+}
+
+impl Index {
+    /// Read the room's archive once (when its actor starts).
+    pub fn load(store: &Store, room: &str) -> Index {
+        let all: Vec<(Vec<u8>, Archived)> = store.muc_archive.scan(&pair_prefix(room)).unwrap_or_default();
+        let mut index = Index { entries: Vec::with_capacity(all.len()) };
+        for (_, a) in &all {
+            index.push(a);
+        }
+        index
+    }
+
+    /// A newly archived message (ids only grow, so the order holds).
+    pub fn push(&mut self, a: &Archived) {
+        self.entries.push(IndexEntry { id: a.id, at_ms: a.at_ms, nick: a.nick.clone(), real: a.real.clone() });
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.entries.binary_search_by_key(&id, |e| e.id).is_ok()
+    }
+}
+
+fn fetch(store: &Store, room: &str, id: u64) -> Option<Archived> {
+    store.muc_archive.get::<Archived>(&key(room, id)).ok().flatten()
+}
+
 /// The last `n` messages, to refill history when a persistent room wakes up.
-pub fn tail(store: &Store, room: &str, n: usize) -> Vec<(Element, u64)> {
-    let all: Vec<(Vec<u8>, Archived)> = store.muc_archive.scan(&pair_prefix(room)).unwrap_or_default();
-    let skip = all.len().saturating_sub(n);
-    all.into_iter()
-        .skip(skip)
-        .filter(|(_, a)| !a.retracted)
-        .filter_map(|(_, a)| a.xml.parse::<Element>().ok().map(|e| (e, a.at_ms)))
+pub fn tail(store: &Store, room: &str, index: &Index, n: usize) -> Vec<(Element, u64)> {
+    let skip = index.entries.len().saturating_sub(n);
+    index.entries[skip..]
+        .iter()
+        .filter_map(|e| fetch(store, room, e.id))
+        .filter(|a| !a.retracted)
+        .filter_map(|a| a.xml.parse::<Element>().ok().map(|e| (e, a.at_ms)))
         .collect()
 }
 
@@ -126,10 +181,10 @@ impl Room {
 }
 
 /// Answer a query: the result messages, then the iq result with `<fin/>`.
-pub fn answer(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Vec<(Jid, Element)> {
+pub fn answer(store: &Store, room: &jid::BareJid, index: &Index, req: &MamRequest) -> Vec<(Jid, Element)> {
     let to = Jid::from(req.requester.clone());
     let mut out = Vec::new();
-    match run(store, room, req) {
+    match run(store, room, index, req) {
         Ok((items, fin)) => {
             out.extend(items.into_iter().map(|m| (to.clone(), m)));
             let mut result = crate::c2s::negotiation::iq_result(&req.iq, Some(fin));
@@ -143,7 +198,12 @@ pub fn answer(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Vec<(Jid,
     out
 }
 
-fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Element>, Element), StanzaError> {
+fn run(
+    store: &Store,
+    room: &jid::BareJid,
+    index: &Index,
+    req: &MamRequest,
+) -> Result<(Vec<Element>, Element), StanzaError> {
     let q = req.iq.get_child("query", ns::MAM).ok_or_else(StanzaError::bad_request)?;
     let queryid = q.attr("queryid");
     let fields = q.get_child("x", xns::DATA_FORMS).map(form::values).unwrap_or_default();
@@ -169,18 +229,15 @@ fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Elem
         before_el.clone().or_else(|| field("before-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
     let backwards = before_el.is_some() && after.is_none();
 
-    let all: Vec<(Vec<u8>, Archived)> = store
-        .muc_archive
-        .scan(&pair_prefix(room.node().map(|n| n.as_str()).unwrap_or("")))
-        .map_err(|_| StanzaError::internal_server_error())?;
+    let node = room.node().map(|n| n.as_str()).unwrap_or("");
     for id in [after, before].into_iter().flatten() {
-        if !all.iter().any(|(_, a)| a.id == id) {
+        if !index.contains(id) {
             return Err(StanzaError::item_not_found().with_text("no message with that id in the archive"));
         }
     }
-    let matching: Vec<&Archived> = all
+    let matching: Vec<&IndexEntry> = index
+        .entries
         .iter()
-        .map(|(_, a)| a)
         .filter(|a| start.is_none_or(|s| a.at_ms >= s) && end.is_none_or(|e| a.at_ms <= e))
         .filter(|a| match &with {
             None => true,
@@ -191,7 +248,7 @@ fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Elem
         })
         .collect();
     let count = matching.len();
-    let window: Vec<&Archived> = matching
+    let window: Vec<&IndexEntry> = matching
         .iter()
         .copied()
         .filter(|a| after.is_none_or(|x| a.id > x) && before.is_none_or(|x| a.id < x))
@@ -206,9 +263,10 @@ fn run(store: &Store, room: &jid::BareJid, req: &MamRequest) -> Result<(Vec<Elem
     let first_index = page.first().and_then(|p| matching.iter().position(|a| a.id == p.id)).unwrap_or(0);
     // XEP-0313 §4.1.2: <flip-page/> sends the page's messages newest first.
     let flip = q.has_child("flip-page", ns::MAM);
-    let ordered: Vec<&&Archived> = if flip { page.iter().rev().collect() } else { page.iter().collect() };
+    let ordered: Vec<&&IndexEntry> = if flip { page.iter().rev().collect() } else { page.iter().collect() };
     let mut items = Vec::with_capacity(page.len());
-    for a in ordered {
+    for e in ordered {
+        let Some(a) = fetch(store, node, e.id) else { continue };
         let Ok(orig) = a.xml.parse::<Element>() else { continue };
         let sid = format!("{:016x}", a.id);
         let mut result = Element::builder("result", ns::MAM).a("id", sid.as_str());

@@ -56,6 +56,10 @@ pub struct RoomConfig {
     pub allow_voice_requests: bool,
     pub members_by_default: bool,
     pub allow_registration: bool,
+    /// Roles whose presence is broadcast (`muc#roomconfig_presencebroadcast`): a large
+    /// webinar-style meeting may show only moderators and participants, so hundreds of
+    /// silent visitors do not cost everyone a presence each.
+    pub presence_broadcast: Vec<String>,
 }
 
 impl Default for RoomConfig {
@@ -79,6 +83,7 @@ impl Default for RoomConfig {
             allow_voice_requests: true,
             members_by_default: true,
             allow_registration: true,
+            presence_broadcast: vec!["moderator".into(), "participant".into(), "visitor".into()],
         }
     }
 }
@@ -86,6 +91,11 @@ impl Default for RoomConfig {
 const FORM_TYPE: &str = ns::MUC_ROOMCONFIG;
 
 impl RoomConfig {
+    /// Whether occupants of this role are shown to the others.
+    pub fn broadcasts(&self, role: super::affiliation::Role) -> bool {
+        self.presence_broadcast.iter().any(|r| r == role.name())
+    }
+
     /// The form an owner fills in (§10.2), with the current values and the owner/admin lists.
     pub fn to_form(&self, owners: &[String], admins: &[String], max_history: usize) -> Element {
         let fields = vec![
@@ -131,6 +141,12 @@ impl RoomConfig {
                 self.allow_voice_requests,
             ),
             Field::boolean("muc#roomconfig_registration", "Users may register with the room", self.allow_registration),
+            Field::list_multi(
+                "muc#roomconfig_presencebroadcast",
+                "Roles whose presence is shown",
+                &self.presence_broadcast,
+                &[("moderator", "Moderator"), ("participant", "Participant"), ("visitor", "Visitor")],
+            ),
             Field::jid_multi("muc#roomconfig_roomowners", "Owners", owners),
             Field::jid_multi("muc#roomconfig_roomadmins", "Admins", admins),
         ];
@@ -153,7 +169,7 @@ impl RoomConfig {
             let one = vals.first().map(String::as_str).unwrap_or("");
             let flag = || form::parse_bool(one).ok_or_else(|| bad(var));
             match var.as_str() {
-                "FORM_TYPE" | "muc#roomconfig_presencebroadcast" => {}
+                "FORM_TYPE" => {}
                 "muc#roomconfig_roomname" => next.name = one.to_string(),
                 "muc#roomconfig_roomdesc" => next.description = one.to_string(),
                 "muc#roomconfig_lang" => next.lang = one.to_string(),
@@ -191,6 +207,12 @@ impl RoomConfig {
                 }
                 "muc#roomconfig_allowvoicerequests" => next.allow_voice_requests = flag()?,
                 "muc#roomconfig_registration" => next.allow_registration = flag()?,
+                "muc#roomconfig_presencebroadcast" => {
+                    if vals.iter().any(|v| !matches!(v.as_str(), "moderator" | "participant" | "visitor")) {
+                        return Err(bad(var));
+                    }
+                    next.presence_broadcast = vals.clone();
+                }
                 "muc#roomconfig_roomowners" => submitted.owners = Some(vals.clone()),
                 "muc#roomconfig_roomadmins" => submitted.admins = Some(vals.clone()),
                 // Unknown fields are ignored, as clients send fields of other servers' forms.

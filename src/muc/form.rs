@@ -41,6 +41,11 @@ impl Field {
         f.options = options.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
         f
     }
+    pub fn list_multi(var: &str, label: &str, values: &[String], options: &[(&str, &str)]) -> Field {
+        let mut f = Field::new(var, "list-multi", label, values.to_vec());
+        f.options = options.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
+        f
+    }
     /// A field in a `result` form: no type, just var and values.
     pub fn value(var: &str, label: &str, value: &str) -> Field {
         Field::new(var, "", label, vec![value.into()])

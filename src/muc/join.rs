@@ -67,6 +67,8 @@ impl Room {
             self.created = true;
             self.locked = muc_x.is_some();
             self.set_affiliation(bare.as_str(), Affiliation::Owner, None);
+            // An instant room exists from now on (persistent if that is the default).
+            out.save = !self.locked;
         }
         let affiliation = self.affiliation(bare.as_str());
         let refuse = |err: StanzaError| Err::<(), _>(err);
@@ -86,6 +88,13 @@ impl Room {
                 != Some(self.config.password.as_str())
         {
             refuse(StanzaError::not_authorized().with_text("a password is required to enter"))
+        } else if !self.occupants.contains_key(&nick)
+            && self.limits.service_full.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            refuse(StanzaError::service_unavailable().with_type(crate::error::ErrorType::Wait).with_text(
+                "Capacité atteinte : le service accueille déjà autant de participants qu'il le peut. \
+                 Capacity reached: the service is hosting as many participants as it can; try again later.",
+            ))
         } else if !self.occupants.contains_key(&nick) && affiliation < Affiliation::Admin && self.is_full() {
             refuse(
                 StanzaError::service_unavailable()
@@ -147,7 +156,7 @@ impl Room {
         let dest = Jid::from(to.clone());
         let sees = self.config.whois_anyone || self.occupants.get(nick).is_some_and(|o| o.role == Role::Moderator);
         let none = ItemExtra::default();
-        for occ in self.occupants.values().filter(|o| o.nick != nick) {
+        for occ in self.occupants.values().filter(|o| o.nick != nick && self.config.broadcasts(o.role)) {
             let from = self.occupant_jid(&occ.nick);
             let spec = PresenceSpec { from: &from, unavailable: false, codes: &[], extra: &none, destroy: None };
             out.send(&dest, occ.presence(&spec, sees));
@@ -271,9 +280,17 @@ impl Room {
         let mut self_codes = vec![110];
         self_codes.extend_from_slice(codes);
         let self_spec = PresenceSpec { from: &from, unavailable, codes: &self_codes, extra, destroy: None };
+        let own = subject.presence(&self_spec, true);
+        // A role that is not broadcast is seen only by itself (roles change with voice and
+        // kicks, so an unavailable still goes to everyone: it may end a shown presence).
+        if !unavailable && !self.config.broadcasts(subject.role) {
+            for s in subject.sessions.iter().filter(|s| Some(*s) != skip) {
+                out.send(&Jid::from(s.clone()), own.clone());
+            }
+            return;
+        }
         let plain = subject.presence(&spec, false);
         let with_jid = subject.presence(&spec, true);
-        let own = subject.presence(&self_spec, true);
         for occ in self.occupants.values() {
             let el = if occ.nick == nick {
                 &own

@@ -101,6 +101,9 @@ pub struct MucService {
     settings: MucConfig,
     /// XEP-0421 secret, kept in the store so occupant ids survive restarts.
     secret: Arc<[u8]>,
+    /// Service-wide participant capacity (0: none) and whether it is reached now.
+    capacity: usize,
+    service_full: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MucService {
@@ -115,11 +118,29 @@ impl MucService {
                 s
             }
         };
-        MucService { domain, rooms: Mutex::new(HashMap::new()), store, settings, secret: secret.into() }
+        MucService {
+            domain,
+            rooms: Mutex::new(HashMap::new()),
+            store,
+            settings,
+            secret: secret.into(),
+            capacity: 0,
+            service_full: Arc::default(),
+        }
     }
 
     fn limits(&self) -> Limits {
-        Limits { max_occupants: self.settings.max_occupants, max_history: self.settings.max_history_length }
+        Limits {
+            max_occupants: self.settings.max_occupants,
+            max_history: self.settings.max_history_length,
+            service_full: self.service_full.clone(),
+        }
+    }
+
+    /// Participants the whole service may hold (0: no limit), from `http.capacity`.
+    pub fn with_capacity(mut self, capacity: usize) -> MucService {
+        self.capacity = capacity;
+        self
     }
 
     fn room_jid(&self, node: &str) -> Option<BareJid> {
@@ -153,6 +174,10 @@ impl MucService {
             return self.service_stanza(server, stanza);
         };
         let joining = stanza.name() == "presence" && stanza.attr("type").is_none() && to.resource().is_some();
+        if joining && self.capacity > 0 {
+            let full = self.occupancy().1 >= self.capacity;
+            self.service_full.store(full, std::sync::atomic::Ordering::Relaxed);
+        }
         let refusal = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
             let mut pending = stanza;
@@ -211,7 +236,15 @@ impl MucService {
         let (tx, rx) = mpsc::channel(self.settings.room_queue);
         let summary = Arc::new(Mutex::new(Summary::default()));
         rooms.insert(node.to_string(), RoomHandle { tx: tx.clone(), summary: summary.clone() });
-        let actor = Actor { server: server.clone(), node: node.to_string(), room, rx, summary, stored };
+        let actor = Actor {
+            server: server.clone(),
+            node: node.to_string(),
+            room,
+            rx,
+            summary,
+            stored,
+            index: archive::Index::default(),
+        };
         tokio::spawn(actor.run());
         Ok(tx)
     }

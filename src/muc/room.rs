@@ -7,6 +7,7 @@
 //! `impl Room` blocks: `join.rs`, `chat.rs`, `admin.rs`, `owner.rs`, `invite.rs`,
 //! `register.rs`, `moderation.rs`, `disco.rs`.
 
+use std::sync::atomic::AtomicBool;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,9 @@ pub struct Limits {
     pub max_occupants: usize,
     /// Most messages a room keeps for history on join.
     pub max_history: usize,
+    /// Set by the service while the whole service is at its participant capacity
+    /// (`http.capacity`): newcomers are refused, people already in meetings stay.
+    pub service_full: Arc<AtomicBool>,
 }
 
 /// A source of fresh, increasing ids (stanza-ids and archive keys). The shell gives sled's

@@ -17,7 +17,7 @@ fn new_room() -> Room {
     Room::new(
         BareJid::new(ROOM).unwrap(),
         RoomConfig::default(),
-        Limits { max_occupants: 100, max_history: 50 },
+        Limits { max_occupants: 100, max_history: 50, service_full: Default::default() },
         Arc::from(&b"test secret"[..]),
         Box::new(move || {
             n += 1;
@@ -459,13 +459,15 @@ fn archive_pages_with_rsm() {
         };
         archive::append(&store, "room", &a).unwrap();
     }
+    let index = archive::Index::load(&store, "room");
+    assert_eq!(index.len(), 7);
     let ask = |query: &str| {
         let iq = parse(&format!(
             "<iq xmlns='jabber:client' type='set' id='q' from='bob@x/b' to='{ROOM}'><query xmlns='{}' queryid='z'>{query}</query></iq>",
             ns::MAM
         ));
         let req = MamRequest { iq, requester: jid::FullJid::new("bob@x/b").unwrap(), whois: false };
-        let sent = archive::answer(&store, &room, &req);
+        let sent = archive::answer(&store, &room, &index, &req);
         let (fin, items) = sent.split_last().unwrap();
         let bodies: Vec<String> = items
             .iter()
@@ -509,4 +511,20 @@ fn affiliation_change_of_an_absent_user_is_told_to_moderators_only() {
     assert_eq!(item(note).attr("jid"), Some("eve@x"));
     assert_eq!(codes(note), vec![301]);
     assert!(to(&out, "bob@x/b").is_empty(), "a participant in a semi-anonymous room sees no JIDs");
+}
+
+#[test]
+fn presence_broadcast_hides_visitors_from_others() {
+    let mut room = open_room();
+    room.config.moderated = true;
+    room.config.presence_broadcast = vec!["moderator".into(), "participant".into()];
+    let out = join(&mut room, "bob@x/b", "bob");
+    assert!(to(&out, "alice@x/a").is_empty(), "a visitor's join is not broadcast");
+    assert!(to(&out, "bob@x/b").iter().any(|e| codes(e).contains(&110)), "but it hears of itself");
+    let out = join(&mut room, "carol@x/c", "carol");
+    let carol_sees: Vec<_> = to(&out, "carol@x/c").into_iter().filter(|e| e.name() == "presence").collect();
+    assert_eq!(carol_sees.len(), 2, "alice and carol herself, not the visitor bob");
+    // Voice makes bob a participant: now everyone sees him.
+    let out = admin(&mut room, "alice@x/a", "<item nick='bob' role='participant'/>");
+    assert_eq!(to(&out, "carol@x/c").len(), 1);
 }

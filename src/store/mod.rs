@@ -168,8 +168,13 @@ impl Store {
 
     /// Make every write so far durable. Call before acknowledging a change.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
-        Ok(())
+        // Not sled's flush_async: with many flushes at once it can wait on its own
+        // thread pool and never finish. A blocking flush on tokio's blocking pool cannot.
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(r) => r.map(|_| ()).map_err(StoreError::from),
+            Err(_) => self.flush_blocking(),
+        }
     }
 
     pub fn flush_blocking(&self) -> Result<()> {

@@ -463,3 +463,44 @@ async def test_vcard_of_an_occupant_comes_from_its_account(server, clients):
     card = await bob.iq_get("<vCard xmlns='vcard-temp'/>", to=f"{room}/Alice")
     assert card["type"] == "result" and str(card["from"]) == f"{room}/Alice"
     assert card.xml.findtext("{vcard-temp}vCard/{vcard-temp}FN") == "Alice Liddell"
+
+
+async def test_direct_invitation_passes_client_to_client(server, clients):
+    """XEP-0249: a direct invitation is an ordinary message between the two users; the
+    server delivers it intact (the service advertises jabber:x:conference)."""
+    alice, bob, _ = clients
+    room = f"direct@{SERVICE}"
+    await create(alice, room, "Alice")
+    alice.send_raw(f"<message to='{bob.boundjid.full}'><x xmlns='jabber:x:conference' jid='{room}' "
+                   "reason='join us'/></message>")
+    m = await bob.next_message(where=lambda m: m.xml.find("{jabber:x:conference}x") is not None)
+    x = m.xml.find("{jabber:x:conference}x")
+    assert x.get("jid") == room and x.get("reason") == "join us"
+    info = await bob.iq_get(f"<query xmlns='{NS_INFO}'/>", to=SERVICE)
+    assert "jabber:x:conference" in [f.get("var") for f in info.xml.iter(f"{{{NS_INFO}}}feature")]
+
+
+async def test_slixmpp_muc_plugin_flow(server):
+    """slixmpp's own XEP-0045 plugin, as a client application would use it: join and wait,
+    read and submit the configuration form, list affiliations, change nick, destroy."""
+    owner = await sign_in(server, "dave", resource="plugin")
+    owner.register_plugin("xep_0045")
+    muc = owner.plugin["xep_0045"]
+    room = f"plugin@{SERVICE}"
+    try:
+        self_presence, subject, occupants, history = await muc.join_muc_wait(room, "Dave", maxstanzas=0,
+                                                                               timeout=5)
+        assert 201 in codes(self_presence) and history == []
+        assert [str(p["from"]) for p in occupants] == [f"{room}/Dave"]
+        form = await muc.get_room_config(room)
+        fields = form.get_fields()
+        assert "muc#roomconfig_roomname" in fields
+        form["type"] = "submit"
+        form.set_values({"muc#roomconfig_roomname": "From the plugin"})
+        await muc.set_room_config(room, form)
+        owners = await muc.get_affiliation_list(room, "owner")
+        assert owners == ["dave@localhost"]
+        await muc.set_self_nick(room, "David", timeout=5)
+        await muc.destroy(room, reason="done")
+    finally:
+        await close_all(owner)

@@ -6,6 +6,7 @@ import { h, render, alertBox, toast, clock, field, nodes } from '../ui.js';
 import { state, basicAuth, signOut } from '../session.js';
 import { Room, MAM } from '../muc.js';
 import { localOf, StanzaError } from '../xmpp.js';
+import { callExtension } from '../call/ui.js';
 
 /**
  * Modules that add to the room page (the call UI) register here:
@@ -15,7 +16,7 @@ import { localOf, StanzaError } from '../xmpp.js';
  * file listed in FILES of src/http/assets.rs (a test checks the list against web/).
  * @type {{ mount(stage: HTMLElement, room: Room): (void | (() => void)) }[]}
  */
-export const roomExtensions = [];
+export const roomExtensions = [callExtension];
 
 /** @type {Room|null} */
 let current = null;
