@@ -100,14 +100,12 @@ impl Server {
             stanzas_in: std::sync::atomic::AtomicU64::new(0),
             caps: crate::modules::disco::caps_element(&config.contact),
             focus,
-            muc: config
-                .muc_domain()
-                .map(|d| {
-                    Arc::new(
-                        crate::muc::MucService::new(d, store.clone(), config.muc.clone())
-                            .with_capacity(config.http.capacity as usize),
-                    )
-                }),
+            muc: config.muc_domain().map(|d| {
+                Arc::new(
+                    crate::muc::MucService::new(d, store.clone(), config.muc.clone())
+                        .with_capacity(config.http.capacity as usize),
+                )
+            }),
             started: Instant::now(),
             store,
             tls,

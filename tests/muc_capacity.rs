@@ -19,7 +19,8 @@ async fn joins_beyond_capacity_are_refused_with_a_text() {
     let mut bob = Client::connect_tls(&t, false).await;
     bob.register("bob", "pw").await;
     bob.login_plain("bob", "pw", "r").await;
-    bob.send("<presence to='two@conference.localhost/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    bob.send("<presence to='two@conference.localhost/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        .await;
     let refused = bob.expect(|e| e.name() == "presence").await;
     assert_eq!(refused.attr("type"), Some("error"), "{refused:?}");
     let error = refused.get_child("error", "jabber:client").unwrap();

@@ -7,10 +7,10 @@
 //! `impl Room` blocks: `join.rs`, `chat.rs`, `admin.rs`, `owner.rs`, `invite.rs`,
 //! `register.rs`, `moderation.rs`, `disco.rs`.
 
-use std::sync::atomic::AtomicBool;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::affiliation::{Affiliation, Role, Standing};
