@@ -20,7 +20,7 @@ REQUIREMENTS="$ROOT/tests/integration/requirements.txt"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export AMPHI_BIN="${AMPHI_BIN:-$TARGET_DIR/debug/amphi}"
 export DEBIAN_FRONTEND=noninteractive
-APT_PACKAGES=(prosody ejabberd slapd ldap-utils openssl)
+APT_PACKAGES=(prosody ejabberd slapd ldap-utils openssl coturn)
 ALL_PHASES=(fmt clippy test build integration web media conformance bench)
 
 RUN_START=$SECONDS

@@ -34,14 +34,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU seconds the whole machine spent busy (all cores; `/proc/stat` minus idle and iowait).
+/// CPU seconds all processes on the machine ran (`/proc/stat`: user, nice and system time).
+///
+/// Interrupt and softirq time is left out: loopback networking runs there for every server
+/// alike and belongs to no process, so only other programs remain as "other".
 pub fn machine_busy_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<f64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
-    Some(busy / TICKS_PER_SEC)
+    // Columns: user nice system idle iowait irq softirq steal (guest time is inside user).
+    Some((v.first()? + v.get(1)? + v.get(2)?) / TICKS_PER_SEC)
 }
 
 /// A point in time with the CPU counters of both processes and of the machine.
@@ -59,7 +61,7 @@ pub struct Span {
     pub wall: f64,
     pub gen_cpu: f64,
     pub srv_cpu: Option<f64>,
-    /// CPU used by everything else on the machine: a busy neighbour makes numbers doubtful.
+    /// CPU used by other processes on the machine: a busy neighbour makes numbers doubtful.
     pub other_cpu: Option<f64>,
 }
 

@@ -232,7 +232,10 @@ fn guest_may_send(
         && to.node().is_none()
         && to.resource().is_none()
         && to.domain().as_str() == domain
-        && el.children().next().is_some_and(|p| p.is("ping", ns::PING) || p.ns() == ns::DISCO_INFO);
+        && el.children().next().is_some_and(|p| {
+            // Ping, discovery, and STUN/TURN credentials for the meeting's call.
+            p.is("ping", ns::PING) || p.ns() == ns::DISCO_INFO || p.ns() == crate::modules::extdisco::NS
+        });
     server_iq || (kind == Kind::Iq && el.attr("type").is_some_and(|t| t == "result" || t == "error"))
 }
 

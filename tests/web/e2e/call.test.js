@@ -30,10 +30,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const [name, p] of Object.entries(peers)) assert.deepEqual(p.errors, [], `${name}: no script errors or CSP violations`);
   await browser?.close();
   await amphi?.stop();
   console.log(`call test: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  for (const [name, p] of Object.entries(peers)) assert.deepEqual(p.errors, [], `${name}: no script errors or CSP violations`);
 });
 
 /** Keep every RTCPeerConnection the page makes, so the test can read its stats. */
@@ -267,7 +267,8 @@ test('carol comes back audio only, then turns her camera on', async () => {
   const carol = peers.carol.page;
   const alice = peers.alice.page;
   await carol.click('#call-join-audio');
-  await carol.waitForSelector('#call-camera[aria-pressed="true"]');
+  await carol.waitForSelector('#call-camera[aria-pressed="true"], #call-error .alert');
+  assert.equal(await carol.locator('#call-error .alert').count(), 0, await carol.locator('#call-error').textContent() ?? '');
   await alice.waitForSelector(`#call-grid .tile.camera[data-owner="${jid('carol')}"] .avatar`, { timeout: 15000 });
   await alice.waitForSelector(`#stage audio[data-owner="${jid('carol')}"]`, { state: 'attached' });
   await grows(alice, [(await midsOf(alice, jid('carol'))).audio], 10);

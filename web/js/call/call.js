@@ -46,6 +46,32 @@ export async function iceServers(client, domain) {
   }
 }
 
+/** What the SFU forwards (xep/jingle-conferences.md step 2), in our order of preference. */
+const WANTED = { audio: ['audio/opus'], video: ['video/VP8', 'video/VP9', 'video/H264', 'video/AV1'] };
+
+/**
+ * Offer only the codecs the SFU forwards, with their RTX: Chrome's full list (over 32
+ * payload types for a receive-only video content) is longer than the focus accepts, and
+ * each extra H.264 profile or VP9 profile 2 would be dead weight in every Jingle content.
+ * @param {RTCRtpTransceiver} tr @param {'audio'|'video'} kind
+ */
+function preferCodecs(tr, kind) {
+  const caps = RTCRtpReceiver.getCapabilities(kind)?.codecs ?? [];
+  const rank = (/** @type {RTCRtpCodec} */ c) => WANTED[kind].findIndex((w) => w.toLowerCase() === c.mimeType.toLowerCase());
+  const keep = caps.filter((c) => {
+    const f = c.sdpFmtpLine ?? '';
+    if (c.mimeType.toLowerCase() === 'video/rtx') return true;
+    if (rank(c) < 0) return false;
+    if (c.mimeType === 'video/VP9') return !/profile-id=[1-9]/.test(f);
+    if (c.mimeType === 'video/H264') return /packetization-mode=1/.test(f) && /profile-level-id=42(e0|00)1f/.test(f);
+    return true;
+  });
+  keep.sort((a, b) => (rank(a) < 0 ? 99 : rank(a)) - (rank(b) < 0 ? 99 : rank(b)));
+  try {
+    if (keep.some((c) => rank(c) >= 0)) tr.setCodecPreferences(keep);
+  } catch { /* the browser's defaults */ }
+}
+
 /** @type {Record<string, string>} */
 const REVERSE = { sendrecv: 'sendrecv', sendonly: 'recvonly', recvonly: 'sendonly', inactive: 'inactive' };
 
@@ -156,14 +182,20 @@ export class Call extends EventTarget {
       const stream = new MediaStream([audio, video].filter((t) => t != null));
       const a = this.pc.addTransceiver(audio ?? 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams: [stream] });
       const v = this.pc.addTransceiver(video ?? 'video', { direction: video ? 'sendrecv' : 'recvonly', streams: [stream] });
-      this.audioSender = a.sender;
-      this.videoTransceiver = v;
+      preferCodecs(a, 'audio');
+      preferCodecs(v, 'video');
       await this.pc.setLocalDescription(await this.pc.createOffer());
       const sdp = this.pc.localDescription?.sdp ?? '';
       this.own.audio = a.mid ?? '';
       this.own.video = video ? v.mid ?? '' : '';
       const accepted = this.waitFor('session-accept');
-      await this.send(sdpToJingle(sdp, 'session-initiate', this.sid, this.client.jid));
+      accepted.catch(() => {});
+      try {
+        await this.send(sdpToJingle(sdp, 'session-initiate', this.sid, this.client.jid));
+      } catch (e) {
+        this.waiters.delete('session-accept');
+        throw e;
+      }
       const j = await accepted;
       this.takeRemote(j);
       await this.pc.setRemoteDescription({ type: 'answer', sdp: this.remoteSdp(parseSdp(sdp)) });
@@ -308,10 +340,12 @@ export class Call extends EventTarget {
   async addOwn(track) {
     const known = new Set(parseSdp(this.pc.localDescription?.sdp ?? '').map((s) => s.mid));
     const tr = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])] });
+    preferCodecs(tr, 'video');
     await this.pc.setLocalDescription(await this.pc.createOffer());
     const sections = parseSdp(this.pc.localDescription?.sdp ?? '');
     const added = sections.filter((s) => !known.has(s.mid) || s.mid === tr.mid);
     const accepted = this.waitFor('content-accept');
+    accepted.catch(() => {});
     try {
       await this.send(x('jingle', { xmlns: NSJ.jingle, action: 'content-add', sid: this.sid },
         ...added.map((s) => contentElement(s, 'initiator', 'initiator'))));

@@ -548,7 +548,9 @@ class CallView {
 function setChildren(parent, kids) {
   const now = Array.from(parent.children);
   if (now.length === kids.length && now.every((el, i) => el === kids[i])) return;
+  const focused = document.activeElement;
   parent.replaceChildren(...kids);
+  if (focused instanceof HTMLElement && focused !== document.activeElement && focused.isConnected) focused.focus();
 }
 
 /** Camera constraints: modest resolution and frame rate keep encoding cheap. @param {string} [deviceId] */
