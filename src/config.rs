@@ -42,6 +42,28 @@ pub struct Config {
     /// STUN/TURN servers announced by External Service Discovery (XEP-0215).
     #[serde(default)]
     pub turn: TurnConfig,
+    /// Message Archive Management (XEP-0313) for one-to-one chats.
+    #[serde(default)]
+    pub archive: ArchiveConfig,
+}
+
+/// The accounts' own message archives (XEP-0313): chat and normal messages with a body
+/// that pass through this server, kept per account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Whether new messages are archived (queries still answer from what is stored).
+    pub enabled: bool,
+    /// Messages kept per account; the oldest go first. 0 means no limit.
+    pub max_messages_per_user: u64,
+    /// Messages older than this many days are deleted; 0 keeps them.
+    pub expire_after_days: u32,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig { enabled: true, max_messages_per_user: 10_000, expire_after_days: 0 }
+    }
 }
 
 /// HTTP File Upload (XEP-0363): clients ask `upload.<domain>` for a slot over XMPP, then PUT
@@ -859,6 +881,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("http.listen"), "{err}");
+    }
+
+    #[test]
+    fn archive_defaults_and_keys() {
+        let c = Config::load(None).unwrap();
+        assert!(c.archive.enabled);
+        assert_eq!((c.archive.max_messages_per_user, c.archive.expire_after_days), (10_000, 0));
+        let c = Config::parse("t", "[server]\ndomain='localhost'\n[archive]\nenabled=false\nexpire_after_days=30\n")
+            .unwrap();
+        assert!(!c.archive.enabled);
+        assert_eq!(c.archive.expire_after_days, 30);
+        assert!(Config::parse("t", "[server]\ndomain='localhost'\n[archive]\nmax_messages=5\n").is_err());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Resource {
     pub interested: bool,
     /// Enabled XEP-0280 message carbons.
     pub carbons: bool,
+    /// Asked for the XEP-0191 blocklist, so gets blocklist pushes.
+    pub blocklist: bool,
 }
 
 #[derive(Default)]

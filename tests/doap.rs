@@ -1,5 +1,6 @@
-//! What the running server advertises in disco#info matches xep/doap.xml: every feature
-//! belongs to a listed XEP, and every listed XEP with a disco feature advertises it.
+//! What the running server advertises in disco#info (its own and an account's) matches
+//! xep/doap.xml: every feature belongs to a listed XEP, and every listed XEP with a disco
+//! feature advertises it.
 
 mod support;
 
@@ -20,6 +21,8 @@ const FEATURE_XEP: &[(&str, &str)] = &[
     ("msgoffline", "0160"),
     ("urn:xmpp:carbons:2", "0280"),
     ("urn:xmpp:extdisco:2", "0215"),
+    ("urn:xmpp:blocking", "0191"),
+    ("urn:xmpp:mam:2", "0313"),
 ];
 
 fn doap_xeps() -> BTreeSet<String> {
@@ -48,11 +51,16 @@ async fn advertised_features_match_the_doap() {
     let mut c = Client::connect_tls(&t, false).await;
     c.register("doap", "pw").await;
     c.login_plain("doap", "pw", "r").await;
-    c.send("<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
-    let reply = c.expect(|e| e.attr("id") == Some("i")).await;
-    let query = reply.get_child("query", "http://jabber.org/protocol/disco#info").unwrap();
-    let features: BTreeSet<String> =
-        query.children().filter(|e| e.name() == "feature").filter_map(|e| e.attr("var")).map(String::from).collect();
+    let mut features = BTreeSet::new();
+    // The server's features and those it answers for an account (XEP-0313 lives there).
+    for to in ["localhost", "doap@localhost"] {
+        c.send(&format!("<iq type='get' id='i' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"))
+            .await;
+        let reply = c.expect(|e| e.attr("id") == Some("i")).await;
+        let query = reply.get_child("query", "http://jabber.org/protocol/disco#info").unwrap();
+        features
+            .extend(query.children().filter(|e| e.name() == "feature").filter_map(|e| e.attr("var")).map(String::from));
+    }
     for f in &features {
         let xep = FEATURE_XEP
             .iter()

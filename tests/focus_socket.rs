@@ -33,6 +33,25 @@ async fn signed_in(t: &support::TestServer, user: &str) -> Client {
     c
 }
 
+/// Only a room's occupants may join its call (tests/call_access.rs): enter
+/// `room@conference.localhost`, the first one creating it as an instant room.
+async fn enter_room(c: &mut Client, nick: &str, create: bool) {
+    c.send(&format!(
+        "<presence to='room@conference.localhost/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await;
+    let me = format!("room@conference.localhost/{nick}");
+    c.expect(|e| e.name() == "presence" && e.attr("from") == Some(me.as_str())).await;
+    if create {
+        c.send(
+            "<iq type='set' id='cfg' to='room@conference.localhost'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'/></query></iq>",
+        )
+        .await;
+        c.expect(|e| e.attr("id") == Some("cfg")).await;
+    }
+}
+
 fn jingle_action(el: &Element) -> Option<String> {
     el.get_child("jingle", JINGLE).and_then(|j| j.attr("action")).map(str::to_string)
 }
@@ -42,6 +61,8 @@ async fn two_clients_join_a_call_and_see_each_others_streams() {
     let t = start("").await;
     let mut alice = signed_in(&t, "alice").await;
     let mut bob = signed_in(&t, "bob").await;
+    enter_room(&mut alice, "alice", true).await;
+    enter_room(&mut bob, "bob", false).await;
 
     alice
         .send("<iq type='get' id='d1' to='focus.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")

@@ -87,14 +87,14 @@ impl Probe {
     pub async fn wait_quiet(&self, max: std::time::Duration) -> std::time::Duration {
         let started = Instant::now();
         let Some(pid) = self.server_pid else { return started.elapsed() };
+        // Three quiet half-seconds in a row: a busy server can pause (garbage collection).
         let window = std::time::Duration::from_millis(500);
-        while started.elapsed() < max {
+        let mut quiet = 0;
+        while quiet < 3 && started.elapsed() < max {
             let Some(before) = cpu_seconds(Some(pid)) else { break };
             tokio::time::sleep(window).await;
             let Some(after) = cpu_seconds(Some(pid)) else { break };
-            if (after - before) / window.as_secs_f64() < 0.1 {
-                break;
-            }
+            quiet = if (after - before) / window.as_secs_f64() < 0.1 { quiet + 1 } else { 0 };
         }
         started.elapsed()
     }

@@ -38,7 +38,8 @@ pub fn render(records: &[Record], servers: &[String]) -> String {
         last_workload.clone_from(workload);
         let workload_ends = rows.get(i + 1).is_none_or(|(w, _)| w != workload);
         if workload_ends {
-            out.push(cpu_row(records, &last_workload, servers, peers.len()));
+            let chosen: Vec<&Record> = cells.values().copied().filter(|r| &r.workload == workload).collect();
+            out.push(cpu_row(&chosen, &last_workload, servers, peers.len()));
         }
     }
     let widths: Vec<usize> =
@@ -52,11 +53,11 @@ pub fn render(records: &[Record], servers: &[String]) -> String {
         .join("\n")
 }
 
-/// CPU seconds of generator and server over one workload's measured spans.
-fn cpu_row(records: &[Record], workload: &str, servers: &[String], peers: usize) -> Vec<String> {
+/// CPU seconds over one workload's measured spans (of the records shown in the table).
+fn cpu_row(records: &[&Record], workload: &str, servers: &[String], peers: usize) -> Vec<String> {
     let mut row = vec![String::new(), "cpu s: generator / server / other".to_owned()];
     for s in servers {
-        let rs: Vec<&Record> = records.iter().filter(|r| r.workload == workload && &r.server == s).collect();
+        let rs = records.iter().filter(|r| r.workload == workload && &r.server == s);
         // Several metrics of a workload may share one span: count each span once.
         let mut seen = Vec::new();
         let (mut g, mut v, mut o, mut any) = (0.0, 0.0, 0.0, false);
@@ -155,6 +156,16 @@ mod tests {
         assert!(t.contains("0.5 / 0.9 / 0.0"), "{t}");
         assert_eq!(t.lines().count(), 5, "{t}");
         assert!(t.lines().all(|l| l.chars().count() == t.lines().next().map_or(0, |f| f.chars().count())));
+    }
+
+    #[test]
+    fn a_rerun_replaces_earlier_records_and_their_cpu() {
+        let mut again = rec("amphi", "rate", 4000.0, Better::Higher);
+        again.gen_cpu_s = 0.25;
+        let recs = vec![rec("amphi", "rate", 3000.0, Better::Higher), again];
+        let t = render(&recs, &["amphi".into()]);
+        assert!(t.contains("4,000 u") && !t.contains("3,000"), "{t}");
+        assert!(t.contains("0.2 / 0.9 / 0.0"), "{t}");
     }
 
     #[test]

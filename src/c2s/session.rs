@@ -177,6 +177,7 @@ impl Session {
                 presence: None,
                 interested: false,
                 carbons: false,
+                blocklist: false,
             },
         );
         tracing::info!(jid = %full, "resource bound");

@@ -19,9 +19,11 @@ use crate::xml::AttrExt;
 
 mod moderation;
 mod offer;
+mod rooms;
 mod streams;
 
 use offer::Offer;
+pub use rooms::{Membership, RoomOccupant, Rooms};
 
 /// What the focus does next.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,13 +108,10 @@ pub struct Conferences {
     next_id: ParticipantId,
     next_iq: u64,
     random: Random,
-    /// Whether a full JID may moderate a call (mute others); none may until the MUC
-    /// service answers this (see xep/jingle-conferences.md).
-    moderator: ModeratorCheck,
+    /// Who is in each call's room, and as what: admission, moderation, and the names
+    /// under which participants' streams are announced.
+    rooms: Box<dyn Rooms>,
 }
-
-/// `(call, full JID)` → may this participant moderate the call?
-pub type ModeratorCheck = Box<dyn Fn(&str, &str) -> bool + Send>;
 
 type Outs = Vec<Output>;
 
@@ -121,8 +120,8 @@ pub type Random = Box<dyn FnMut(&mut [u8]) + Send>;
 
 impl Conferences {
     /// `random` fills buffers with unpredictable bytes (ICE passwords); tests pass a
-    /// deterministic one.
-    pub fn new(info: FocusInfo, random: Random) -> Conferences {
+    /// deterministic one. `rooms` answers who is in each call's room.
+    pub fn new(info: FocusInfo, random: Random, rooms: Box<dyn Rooms>) -> Conferences {
         Conferences {
             info,
             calls: HashMap::new(),
@@ -131,7 +130,7 @@ impl Conferences {
             next_id: 1,
             next_iq: 1,
             random,
-            moderator: Box::new(|_, _| false),
+            rooms,
         }
     }
 
@@ -224,7 +223,7 @@ impl Conferences {
     pub fn handle_event(&mut self, event: Event) -> Outs {
         let mut out = Vec::new();
         match event {
-            Event::Gone(id) => self.leave(id, Some("connectivity-error"), &mut out),
+            Event::Gone(id) => self.leave(id, Some(("connectivity-error", None)), &mut out),
             Event::Connected(id) => tracing::debug!(participant = id, "media connected"),
             Event::DominantSpeaker { call, participant } => {
                 tracing::debug!(call, participant, "dominant speaker");
@@ -236,7 +235,8 @@ impl Conferences {
     fn initiate(&mut self, iq: &Element, from: &str, to: &str, jingle: Jingle) -> Outs {
         let call = match to.split_once('@') {
             Some((node, rest)) if !node.is_empty() && rest.split('/').next() == Some(self.info.domain.as_str()) => {
-                node.to_string()
+                // Room names are case-insensitive (nodeprep), as the MUC service treats them.
+                node.to_lowercase()
             }
             _ => {
                 return vec![error(
@@ -246,8 +246,19 @@ impl Conferences {
                 )]
             }
         };
-        // TODO(MUC): accept only occupants of call@<muc domain> once the MUC service
-        // exposes membership (see xep/jingle-conferences.md, "Admission").
+        // Only the room's occupants take part in its call (xep/jingle-conferences.md,
+        // "Admission"); the session, not just the account, must be in the room.
+        match self.rooms.membership(&call, from) {
+            Membership::Occupant(_) => {}
+            Membership::Outsider => {
+                let text = format!("join the room {call} first: only its occupants may join its call");
+                return vec![error(iq, StanzaError::forbidden().with_text(text), None)];
+            }
+            Membership::NoRoom => {
+                let text = format!("there is no room {call}, so no call either");
+                return vec![error(iq, StanzaError::item_not_found().with_text(text), None)];
+            }
+        }
         if self.call_size(&call) >= self.info.max_participants {
             return vec![error(iq, StanzaError::resource_constraint().with_text("this call is full"), None)];
         }
@@ -351,8 +362,9 @@ impl Conferences {
         out
     }
 
-    /// Remove a participant; with a `reason`, the focus ends its session too.
-    fn leave(&mut self, id: ParticipantId, reason: Option<&str>, out: &mut Outs) {
+    /// Remove a participant; with a `reason` (a XEP-0166 condition, and a text for people),
+    /// the focus ends its session too.
+    fn leave(&mut self, id: ParticipantId, reason: Option<(&str, Option<&str>)>, out: &mut Outs) {
         let Some(p) = self.participants.get(&id) else { return };
         let contents: Vec<String> = p.publications.iter().map(|x| x.content.clone()).collect();
         self.retract(id, &contents, None, out);
@@ -365,14 +377,18 @@ impl Conferences {
             }
         }
         out.push(Output::Sfu(Command::Leave { participant: id }));
-        if let Some(r) = reason {
+        if let Some((condition, text)) = reason {
             let j = Jingle {
                 action: Some(Action::SessionTerminate),
                 sid: p.sid.clone(),
-                reason: Some(r.into()),
+                reason: Some(condition.into()),
                 ..Jingle::default()
             };
-            out.push(Output::Send(self.iq_set(&p.focus_jid, &p.jid, j.to_element())));
+            let mut el = j.to_element();
+            if let (Some(text), Some(r)) = (text, el.get_child_mut("reason", ns::JINGLE)) {
+                r.append_child(Element::builder("text", ns::JINGLE).append(text).build());
+            }
+            out.push(Output::Send(self.iq_set(&p.focus_jid, &p.jid, el)));
         }
     }
 

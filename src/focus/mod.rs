@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::server::Server;
 use crate::sfu::{Event, SfuConfig, SfuHandle};
-use conference::{Conferences, FocusInfo, Output};
+use conference::{Conferences, FocusInfo, Membership, Output, RoomOccupant, Rooms};
 
 /// The focus service.
 pub struct FocusService {
@@ -21,8 +21,32 @@ pub struct FocusService {
     state: Mutex<Conferences>,
     sfu: SfuHandle,
     /// The server stanzas are delivered through, learnt from the first routed stanza (a
-    /// weak link: the server owns the focus).
-    server: OnceLock<Weak<Server>>,
+    /// weak link: the server owns the focus). Shared with [`MucRooms`].
+    server: Arc<OnceLock<Weak<Server>>>,
+}
+
+/// The MUC service as the focus core sees it: who is in each call's room. The server
+/// starts the focus before the MUC service, so it is found through the server at each
+/// question rather than held.
+struct MucRooms {
+    server: Arc<OnceLock<Weak<Server>>>,
+}
+
+impl Rooms for MucRooms {
+    fn membership(&self, call: &str, jid: &str) -> Membership {
+        let Some(server) = self.server.get().and_then(Weak::upgrade) else { return Membership::NoRoom };
+        // Without a MUC service there are no rooms, so no calls.
+        let Some(muc) = server.muc.as_ref() else { return Membership::NoRoom };
+        match muc.occupant(call, jid) {
+            crate::muc::Occupancy::NoRoom => Membership::NoRoom,
+            crate::muc::Occupancy::Outsider => Membership::Outsider,
+            crate::muc::Occupancy::Occupant(o) => Membership::Occupant(RoomOccupant {
+                occupant_jid: format!("{call}@{}/{}", muc.domain, o.nick),
+                moderator: o.role == crate::muc::affiliation::Role::Moderator,
+                sees_jids: o.sees_jids,
+            }),
+        }
+    }
 }
 
 impl FocusService {
@@ -41,12 +65,10 @@ impl FocusService {
             max_participants: config.media.max_participants,
         };
         let random = Box::new(|buf: &mut [u8]| buf.copy_from_slice(&crate::sasl::credentials::random_bytes(buf.len())));
-        let focus = Arc::new(FocusService {
-            domain,
-            state: Mutex::new(Conferences::new(info, random)),
-            sfu,
-            server: OnceLock::new(),
-        });
+        let server = Arc::new(OnceLock::new());
+        let rooms = Box::new(MucRooms { server: server.clone() });
+        let focus =
+            Arc::new(FocusService { domain, state: Mutex::new(Conferences::new(info, random, rooms)), sfu, server });
         focus.spawn_events(rx);
         Ok(Some(focus))
     }
@@ -82,9 +104,15 @@ impl FocusService {
         self.carry_out(Some(server), out);
     }
 
+    /// How many sessions the call of room `call` has now.
+    pub fn call_size(&self, call: &str) -> usize {
+        self.state().call_size(call)
+    }
+
     /// End the call of room `call` for everyone (for the MUC service: room destroyed).
     pub fn end_call(&self, server: &Arc<Server>, call: &str) {
-        let out = self.state().end_call(call);
+        let _ = self.server.set(Arc::downgrade(server));
+        let out = self.state().end_call(call, "the room was destroyed");
         self.carry_out(Some(server), out);
     }
 
@@ -93,11 +121,6 @@ impl FocusService {
     pub fn remove_occupant(&self, server: &Arc<Server>, call: &str, jid: &str) {
         let out = self.state().remove_occupant(call, jid);
         self.carry_out(Some(server), out);
-    }
-
-    /// Who may mute others in a call: `(room node, full JID) -> bool`, from the MUC service.
-    pub fn set_moderator_check(&self, check: conference::ModeratorCheck) {
-        self.state().set_moderator_check(check);
     }
 
     /// Send the stanzas (when the server is known) and pass the commands to the SFU.

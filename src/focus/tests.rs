@@ -1,12 +1,55 @@
 //! The focus as a state machine: Jingle iqs in, SFU commands and stanzas out.
 
 use minidom::Element;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use super::conference::{Conferences, FocusInfo, Output};
+use super::conference::{Conferences, FocusInfo, Membership, Output, RoomOccupant, Rooms};
 use crate::jingle::{self, Action, Jingle, Media, Senders};
 use crate::sfu::{Codec, Command, Event, PayloadSpec, TrackSpec};
 
+/// The MUC rooms as the tests arrange them: room → session → occupant.
+#[derive(Clone, Default)]
+struct Table(Arc<Mutex<HashMap<String, HashMap<String, RoomOccupant>>>>);
+
+impl Rooms for Table {
+    fn membership(&self, call: &str, jid: &str) -> Membership {
+        match self.0.lock().unwrap().get(call) {
+            None => Membership::NoRoom,
+            Some(room) => room.get(jid).cloned().map_or(Membership::Outsider, Membership::Occupant),
+        }
+    }
+}
+
+impl Table {
+    fn room(&self, call: &str) {
+        self.0.lock().unwrap().entry(call.to_string()).or_default();
+    }
+
+    fn enter(&self, call: &str, jid: &str, nick: &str, moderator: bool, sees_jids: bool) {
+        let o = RoomOccupant { occupant_jid: format!("{call}@conference.localhost/{nick}"), moderator, sees_jids };
+        self.0.lock().unwrap().entry(call.to_string()).or_default().insert(jid.to_string(), o);
+    }
+
+    fn leave(&self, call: &str, jid: &str) {
+        if let Some(room) = self.0.lock().unwrap().get_mut(call) {
+            room.remove(jid);
+        }
+    }
+}
+
+/// A focus whose "standup" room holds every test user as a participant of a
+/// non-anonymous room (everyone sees real JIDs).
 fn focus() -> Conferences {
+    let table = Table::default();
+    for who in [ALICE, BOB, CAROL, "a@localhost/1", "b@localhost/1", "c@localhost/1", "d@localhost/1"] {
+        let nick = who.split('@').next().unwrap();
+        table.enter("standup", who, nick, false, true);
+    }
+    focus_with(table)
+}
+
+fn focus_with(table: Table) -> Conferences {
     let info = FocusInfo {
         domain: "focus.localhost".into(),
         candidate: "192.0.2.1:10000".parse().unwrap(),
@@ -22,6 +65,7 @@ fn focus() -> Conferences {
                 *x = n;
             })
         }),
+        Box::new(table),
     )
 }
 
@@ -411,7 +455,11 @@ const CAROL: &str = "carol@localhost/web";
 
 #[test]
 fn only_moderators_mute_others_and_the_muted_and_the_others_are_told() {
-    let mut f = focus();
+    let table = Table::default();
+    for (who, nick) in [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol")] {
+        table.enter("standup", who, nick, false, true);
+    }
+    let mut f = focus_with(table.clone());
     let (at_bob, at_carol) = three(&mut f);
     let mute = |name: &str| {
         format!(
@@ -420,10 +468,11 @@ fn only_moderators_mute_others_and_the_muted_and_the_others_are_told() {
     };
     let out = f.handle_iq(&iq(BOB, CALL, &mute(&at_bob)));
     let Output::Send(e) = &out[0] else { panic!() };
-    assert!(String::from(e).contains("forbidden"), "not a moderator yet");
+    assert!(String::from(e).contains("forbidden"), "a participant, not a moderator");
     assert!(commands(&out).is_empty());
 
-    f.set_moderator_check(Box::new(|call, jid| call == "standup" && jid == BOB));
+    // Bob is made moderator in the room: the focus asks at each action, not at join.
+    table.enter("standup", BOB, "bob", true, true);
     let out = f.handle_iq(&iq(BOB, CALL, &mute(&at_bob)));
     assert!(commands(&out).contains(&Command::SetForwarding { publisher: 1, audio: true, enabled: false }));
     let s = sent(&out);
@@ -453,7 +502,9 @@ fn the_room_ends_the_call_or_removes_an_occupant() {
     assert_eq!((term.action, term.reason.as_deref()), (Some(Action::SessionTerminate), Some("gone")));
     assert!(s.iter().any(|x| x.0 == ALICE && x.2.as_ref().is_some_and(|j| j.action == Some(Action::ContentRemove))));
     assert_eq!(f.call_size("standup"), 2);
-    let out = f.end_call("standup");
+    assert_eq!(reason_text(&out, BOB).as_deref(), Some("you are no longer in the room"));
+    let out = f.end_call("standup", "the room was destroyed");
+    assert_eq!(reason_text(&out, ALICE).as_deref(), Some("the room was destroyed"));
     let terms = sent(&out)
         .into_iter()
         .filter(|x| x.2.as_ref().is_some_and(|j| j.action == Some(Action::SessionTerminate)))
@@ -489,4 +540,89 @@ fn no_common_codec_no_stream_and_a_passive_client_makes_the_focus_active() {
         .unwrap();
     assert_eq!(add.contents.len(), 1);
     assert_eq!(add.contents[0].description.as_ref().unwrap().media, Media::Audio);
+}
+
+/// The `<reason><text/>` of the session-terminate sent to `to`.
+fn reason_text(out: &[Output], to: &str) -> Option<String> {
+    out.iter().find_map(|o| match o {
+        Output::Send(el) if el.attr("to") == Some(to) => el
+            .get_child("jingle", jingle::ns::JINGLE)
+            .filter(|j| j.attr("action") == Some("session-terminate"))
+            .and_then(|j| j.get_child("reason", jingle::ns::JINGLE))
+            .and_then(|r| r.get_child("text", jingle::ns::JINGLE))
+            .map(Element::text),
+        _ => None,
+    })
+}
+
+fn error_text(out: &[Output]) -> String {
+    match out {
+        [Output::Send(el)] if el.attr("type") == Some("error") => String::from(el),
+        other => panic!("expected one error and nothing else, got {other:?}"),
+    }
+}
+
+#[test]
+fn only_occupants_of_the_room_join_its_call() {
+    let table = Table::default();
+    table.room("standup");
+    let mut f = focus_with(table.clone());
+    // Not in the room: forbidden, and nothing reaches the SFU.
+    let e = error_text(&f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000))));
+    assert!(e.contains("forbidden") && e.contains("join the room standup first"), "{e}");
+    // No such room.
+    let e = error_text(&f.handle_iq(&iq(ALICE, "nowhere@focus.localhost", &offer("a", 1000))));
+    assert!(e.contains("item-not-found") && e.contains("no room nowhere"), "{e}");
+    // Another device of an occupant's account is not in the room.
+    table.enter("standup", ALICE, "alice", false, false);
+    let e = error_text(&f.handle_iq(&iq("alice@localhost/phone", CALL, &offer("a", 1000))));
+    assert!(e.contains("forbidden"), "{e}");
+    // In the room (the call's name is case-insensitive, as the room's is).
+    let out = f.handle_iq(&iq(ALICE, "StandUp@focus.localhost", &offer("a", 1000)));
+    assert!(matches!(commands(&out)[..], [Command::Join(ref spec)] if spec.call == "standup"));
+    assert_eq!(f.call_size("standup"), 1);
+}
+
+#[test]
+fn in_a_semi_anonymous_room_streams_are_named_by_occupant_jid() {
+    let table = Table::default();
+    table.enter("standup", ALICE, "alice", true, true); // a moderator: sees real JIDs
+    table.enter("standup", BOB, "bob the builder", false, false);
+    table.enter("standup", CAROL, "carol", false, false);
+    let mut f = focus_with(table.clone());
+    f.handle_iq(&iq(ALICE, CALL, &offer("a", 1000)));
+    let out = f.handle_iq(&iq(BOB, CALL, &offer("b", 2000)));
+    let users_at = |out: &[Output], who: &str| {
+        sent(out)
+            .into_iter()
+            .filter(|s| s.0 == who)
+            .filter_map(|s| s.2)
+            .find(|j| j.action == Some(Action::ContentAdd))
+            .map(|j| j.users)
+            .unwrap()
+    };
+    assert_eq!(users_at(&out, BOB), vec!["xmpp:standup@conference.localhost/alice"]);
+    assert_eq!(users_at(&out, ALICE), vec!["xmpp:bob@localhost"], "a moderator sees the real JID");
+    // A publisher the room no longer knows (leaving) is not named at all.
+    table.leave("standup", BOB);
+    let out = f.handle_iq(&iq(CAROL, CALL, &offer("c", 3000)));
+    let at_carol: Vec<Vec<String>> = sent(&out)
+        .into_iter()
+        .filter(|s| s.0 == CAROL)
+        .filter_map(|s| s.2)
+        .filter(|j| j.action == Some(Action::ContentAdd))
+        .map(|j| j.users)
+        .collect();
+    assert_eq!(at_carol, vec![vec!["xmpp:standup@conference.localhost/alice".to_string()], vec![]]);
+    // A nick with characters a URI does not allow is percent-encoded (RFC 5122).
+    table.enter("standup", BOB, "bob the/builder?", false, false);
+    let screen = r#"<jingle xmlns="urn:xmpp:jingle:1" action="content-add" sid="b">
+      <content creator="initiator" name="screen" senders="initiator">
+        <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="video">
+          <payload-type id="96" name="VP8" clockrate="90000"/>
+          <source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="5555"/>
+        </description>
+      </content></jingle>"#;
+    let out = f.handle_iq(&iq(BOB, CALL, screen));
+    assert_eq!(users_at(&out, CAROL), vec!["xmpp:standup@conference.localhost/bob%20the%2Fbuilder%3F"]);
 }

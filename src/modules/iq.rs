@@ -44,6 +44,21 @@ pub async fn handle(session: &mut Session, iq: Element) {
     let to = stanza::to(&iq).ok().flatten();
     let target = target(session, to.as_ref());
     let ty = iq.attr("type").unwrap_or("");
+    if let Some(to) = &to {
+        // XEP-0191 §3.6: never to an address we block; §3.5: an account that blocks us
+        // answers get/set as if it did not exist, and hears nothing else from us.
+        if super::blocking::refuse_outbound(session, &iq, to) {
+            return;
+        }
+        if let Some(user) = super::blocking::local_user(&session.server, to) {
+            if user != session.username && super::blocking::blocked_inbound(&session.server, user, &iq) {
+                if matches!(ty, "get" | "set") {
+                    session.bounce(&iq, StanzaError::service_unavailable());
+                }
+                return;
+            }
+        }
+    }
     match ty {
         "get" | "set" => {}
         "result" | "error" => {
@@ -104,6 +119,8 @@ pub async fn handle(session: &mut Session, iq: Element) {
         (ns::ROSTER, "query", _) => Err(StanzaError::forbidden().with_text("a roster belongs to its own account")),
         (ns::REGISTER, "query", Target::Server | Target::OwnAccount) => return register::iq(session, &iq, set).await,
         (ns::SESSION, "session", Target::Server | Target::OwnAccount) if set => Ok(None),
+        (super::blocking::NS, _, Target::OwnAccount) => return super::blocking::iq(session, &iq, set).await,
+        (super::mam::NS, _, Target::OwnAccount) => return super::mam::iq(session, &iq, set),
         (super::carbons::NS, _, Target::OwnAccount) if set => match super::carbons::toggle(payload) {
             Some(on) => {
                 session.server.registry.update(&session.bare_str(), session.session_id, |r| r.carbons = on);

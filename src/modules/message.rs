@@ -9,12 +9,17 @@ use crate::error::StanzaError;
 use crate::router::{self, Resource};
 use crate::server::Server;
 
-pub async fn outbound(session: &mut Session, msg: Element) {
+pub async fn outbound(session: &mut Session, mut msg: Element) {
     let to = match crate::stanza::to(&msg) {
         Ok(Some(to)) => to,
         // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
         _ => Jid::from(session.bare.clone()),
     };
+    if super::blocking::refuse_outbound(session, &msg, &to) {
+        return;
+    }
+    // A client may not forge the recipient's archive id (XEP-0359 §5).
+    super::mam::strip_ids(&mut msg, to.to_bare().as_str());
     let carbon = super::carbons::eligible(&msg).then(|| msg.clone());
     match route(&session.server, msg.clone(), &to).await {
         Ok(()) => {
@@ -25,6 +30,7 @@ pub async fn outbound(session: &mut Session, msg: Element) {
                     super::carbons::copy(&session.server, &me, &msg, "sent", &[session.resource()]);
                 }
             }
+            super::mam::outgoing(session, &to, &msg);
         }
         Err(e) => session.bounce(&msg, e),
     }
@@ -56,12 +62,21 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
             _ => Err(StanzaError::service_unavailable()),
         };
     }
+    // XEP-0191 §3.5: from someone the recipient blocks: answered as if no such account.
+    if super::blocking::blocked_inbound(server, &user, &msg) {
+        return match ty.as_str() {
+            "error" | "headline" | "groupchat" => Ok(()),
+            _ => Err(StanzaError::service_unavailable()),
+        };
+    }
     msg.set_attr(
         rxml::Namespace::NONE,
         rxml::NcName::try_from("to").map_err(|_| StanzaError::internal_server_error())?,
         to.to_string(),
     );
     let bare = format!("{user}@{}", server.domain());
+    // XEP-0313: the recipient's archive, and its stanza-id on what it receives.
+    super::mam::incoming(server, &user, &bare, &mut msg);
     let resources = server.registry.resources(&bare);
     if let Some(resource) = to.resource() {
         // RFC 6121 §8.5.3.1: a connected resource gets it, whatever its priority.

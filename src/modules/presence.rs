@@ -13,6 +13,18 @@ use crate::xml::{ns, AttrExt, ElementExt};
 
 pub async fn outbound(session: &mut Session, presence: Element) {
     let ty = presence.attr("type").unwrap_or("").to_string();
+    if let Ok(Some(to)) = crate::stanza::to(&presence) {
+        // XEP-0191: not to an address we block (§3.6); silently not to an account that
+        // blocks us, subscription requests included (§3.5).
+        if super::blocking::refuse_outbound(session, &presence, &to) {
+            return;
+        }
+        if let Some(user) = super::blocking::local_user(&session.server, &to) {
+            if user != session.username && super::blocking::blocked_inbound(&session.server, user, &presence) {
+                return;
+            }
+        }
+    }
     if let Some(kind) = SubscriptionKind::from_type_attr(&ty) {
         return roster::outbound(session, presence, kind).await;
     }
@@ -64,8 +76,13 @@ async fn broadcast(session: &mut Session, mut presence: Element, available: bool
     session.available = available;
     session.priority = priority;
     let contacts = roster::items(&server, &session.username);
-    // §4.2.2 / §4.4.2: to every contact subscribed to us, and to all our own resources.
+    let blocked = server.store.blocklist.get(&session.username);
+    // §4.2.2 / §4.4.2: to every contact subscribed to us (XEP-0191: unless blocked), and
+    // to all our own resources.
     for item in contacts.iter().filter(|i| i.state.subscription().from()) {
+        if blocked.as_ref().is_some_and(|b| super::blocking::covers(b, &jid::Jid::from(item.jid.clone()))) {
+            continue;
+        }
         let mut el = presence.clone();
         el.set("to", item.jid.to_string());
         deliver_to_bare(&server, &item.jid.to_string(), &el);
@@ -114,6 +131,15 @@ fn probe_contacts(session: &mut Session, contacts: &[RosterItem]) {
         if item.jid.domain().as_str() != session.server.domain() {
             continue;
         }
+        // XEP-0191: no presence between an account and someone it blocks, either way.
+        let contact_jid = jid::Jid::from(item.jid.clone());
+        if super::blocking::blocks(&session.server, &session.username, &contact_jid)
+            || item.jid.node().is_some_and(|n| {
+                super::blocking::blocks(&session.server, n.as_str(), &jid::Jid::from(session.bare.clone()))
+            })
+        {
+            continue;
+        }
         for r in session.server.registry.resources(&contact).iter().filter(|r| r.available) {
             if let Some(mut p) = r.presence.as_deref().cloned() {
                 p.set("to", full.as_str());
@@ -152,6 +178,9 @@ pub fn deliver(server: &Arc<Server>, to: &jid::Jid, presence: &Element) {
     }
     match to.resource() {
         Some(_) => {
+            if to.node().is_some_and(|n| super::blocking::blocked_inbound(server, n.as_str(), presence)) {
+                return;
+            }
             super::message::deliver_to_resource(server, to, presence.clone());
         }
         None => deliver_to_bare(server, &to.to_string(), presence),
@@ -159,6 +188,10 @@ pub fn deliver(server: &Arc<Server>, to: &jid::Jid, presence: &Element) {
 }
 
 pub fn deliver_to_bare(server: &Server, bare: &str, presence: &Element) {
+    // XEP-0191 §3.5: presence from someone the account blocks is dropped silently.
+    if bare.split_once('@').is_some_and(|(user, _)| super::blocking::blocked_inbound(server, user, presence)) {
+        return;
+    }
     for r in server.registry.resources(bare).iter().filter(|r| r.available) {
         let mut el = presence.clone();
         el.set("to", format!("{bare}/{}", r.resource));

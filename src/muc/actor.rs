@@ -7,12 +7,14 @@
 
 use jid::Jid;
 use minidom::Element;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
+use super::affiliation::Role;
 use super::archive;
 use super::room::{Output, Room};
-use super::Summary;
+use super::{OccupantInfo, Summary};
 use crate::server::Server;
 
 /// Most stanzas handled between two flushes.
@@ -117,11 +119,20 @@ impl Actor {
                 }
                 _ = tick.tick() => self.sweep(&mut out),
             }
+            let destroyed = out.destroyed;
+            // Published before the deliveries: a client that hears it joined may call the
+            // focus at once, and the focus must find it in the room.
+            let mut departed = self.publish_summary();
+            let joined = self.room.by_session.len();
             self.commit(out).await;
             for ack in acks {
                 let _ = ack.send(());
             }
-            self.publish_summary();
+            if self.room.by_session.len() != joined {
+                // Delivery removed occupants whose session was gone.
+                departed.extend(self.publish_summary());
+            }
+            self.tell_focus(destroyed, departed);
             if self.room.is_finished() {
                 let Some(muc) = self.server.muc.clone() else { break };
                 if muc.retire(&self.node, &self.rx) {
@@ -254,15 +265,49 @@ impl Actor {
         false
     }
 
-    fn publish_summary(&self) {
+    /// Publish what the service may know without asking this actor (listings, counts, and
+    /// the sessions the focus checks calls against). Returns the sessions that were in the
+    /// last published snapshot and are not any more: they left, were kicked or banned, or
+    /// their connection went away.
+    fn publish_summary(&self) -> Vec<String> {
         let r = &self.room;
+        let sees_all = r.config.whois_anyone;
+        let sessions: HashMap<String, OccupantInfo> = r
+            .occupants
+            .values()
+            .flat_map(|o| {
+                let info = OccupantInfo {
+                    nick: o.nick.clone(),
+                    role: o.role,
+                    sees_jids: sees_all || o.role == Role::Moderator,
+                };
+                o.sessions.iter().map(move |s| (s.to_string(), info.clone()))
+            })
+            .collect();
+        let sessions = Arc::new(sessions);
         let s = Summary {
             name: r.config.name.clone(),
             public: r.config.public && !r.locked,
             persistent: r.config.persistent,
             owners: r.owners(),
             occupants: r.occupants.len(),
+            created: r.created,
+            sessions: sessions.clone(),
         };
-        *self.summary.lock().unwrap_or_else(|e| e.into_inner()) = s;
+        let old = std::mem::replace(&mut *self.summary.lock().unwrap_or_else(|e| e.into_inner()), s);
+        old.sessions.keys().filter(|k| !sessions.contains_key(*k)).cloned().collect()
+    }
+
+    /// The room's call follows the room (xep/jingle-conferences.md, "Admission"): a
+    /// destroyed room ends it for everyone, a session that left the room leaves the call.
+    /// Called by this shell, never by the room core.
+    fn tell_focus(&self, destroyed: bool, departed: Vec<String>) {
+        let Some(focus) = self.server.focus.as_ref() else { return };
+        if destroyed {
+            focus.end_call(&self.server, &self.node);
+        }
+        for jid in departed {
+            focus.remove_occupant(&self.server, &self.node, &jid);
+        }
     }
 }

@@ -6,23 +6,19 @@
 //! The room core decides who may query; this file is the shell side that reads the store.
 //! Each room's actor keeps an [`Index`] of its archive (id, time, nick, author: no content),
 //! read once when the room wakes up, so a query filters in memory and reads from sled only
-//! the page it returns.
+//! the page it returns. Query parsing and paging are shared with the accounts' archive
+//! (`crate::archive`).
 
 use jid::{FullJid, Jid};
 use minidom::Element;
 use serde::{Deserialize, Serialize};
 
 use super::affiliation::Affiliation;
-use super::form::{self, Field};
 use super::ns;
 use super::room::Room;
+use crate::archive::Query;
 use crate::error::StanzaError;
 use crate::store::{pair_prefix, Store};
-use crate::xml::{ns as xns, AttrExt};
-
-/// Page size when the client does not say, and the most it may ask for.
-const DEFAULT_MAX: usize = 50;
-const LIMIT_MAX: usize = 250;
 
 /// One archived groupchat message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,19 +150,7 @@ pub fn tail(store: &Store, room: &str, index: &Index, n: usize) -> Vec<(Element,
 
 /// The form fields a client may filter on (XEP-0313 §4.1.1).
 pub fn query_fields() -> Element {
-    let x = form::build(
-        "form",
-        None,
-        vec![
-            Field::hidden("FORM_TYPE", ns::MAM),
-            Field::jid("with", "", ""),
-            Field::text("start", "", ""),
-            Field::text("end", "", ""),
-            Field::text("before-id", "", ""),
-            Field::text("after-id", "", ""),
-        ],
-    );
-    Element::builder("query", ns::MAM).append(x).build()
+    crate::archive::query_fields()
 }
 
 impl Room {
@@ -205,104 +189,34 @@ fn run(
     req: &MamRequest,
 ) -> Result<(Vec<Element>, Element), StanzaError> {
     let q = req.iq.get_child("query", ns::MAM).ok_or_else(StanzaError::bad_request)?;
-    let queryid = q.attr("queryid");
-    let fields = q.get_child("x", xns::DATA_FORMS).map(form::values).unwrap_or_default();
-    let field = |n: &str| fields.get(n).and_then(|v| v.first()).filter(|v| !v.is_empty()).cloned();
-    let time = |n: &str| -> Result<Option<u64>, StanzaError> {
-        field(n)
-            .map(|v| {
-                super::history::parse_datetime(&v)
-                    .map(|s| s * 1000)
-                    .ok_or_else(|| StanzaError::bad_request().with_text(format!("{n} is not a date-time")))
-            })
-            .transpose()
-    };
-    let (start, end) = (time("start")?, time("end")?.map(|e| e + 999));
-    let with = field("with").map(|w| Jid::new(&w)).transpose().map_err(|_| StanzaError::jid_malformed())?;
-    let rsm = q.get_child("set", ns::RSM);
-    let rsm_text = |n: &str| rsm.and_then(|s| s.get_child(n, ns::RSM)).map(|e| e.text());
-    let max = rsm_text("max").and_then(|m| m.trim().parse().ok()).unwrap_or(DEFAULT_MAX).min(LIMIT_MAX);
-    let parse_id = |s: String| u64::from_str_radix(s.trim(), 16).map_err(|_| StanzaError::item_not_found());
-    let after = rsm_text("after").or_else(|| field("after-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
-    let before_el = rsm_text("before");
-    let before =
-        before_el.clone().or_else(|| field("before-id")).filter(|s| !s.is_empty()).map(parse_id).transpose()?;
-    let backwards = before_el.is_some() && after.is_none();
-
+    let q = Query::parse(q)?;
     let node = room.node().map(|n| n.as_str()).unwrap_or("");
-    for id in [after, before].into_iter().flatten() {
+    for id in [q.after, q.before].into_iter().flatten() {
         if !index.contains(id) {
             return Err(StanzaError::item_not_found().with_text("no message with that id in the archive"));
         }
     }
-    let matching: Vec<&IndexEntry> = index
+    let matching: Vec<u64> = index
         .entries
         .iter()
-        .filter(|a| start.is_none_or(|s| a.at_ms >= s) && end.is_none_or(|e| a.at_ms <= e))
-        .filter(|a| match &with {
+        .filter(|a| q.in_time(a.at_ms))
+        .filter(|a| match &q.with {
             None => true,
             Some(w) if w.resource().is_some() => {
                 w.to_bare() == *room && w.resource().map(|r| r.as_str()) == Some(a.nick.as_str())
             }
             Some(w) => req.whois && w.to_bare().as_str() == a.real,
         })
+        .map(|a| a.id)
         .collect();
-    let count = matching.len();
-    let window: Vec<&IndexEntry> = matching
-        .iter()
-        .copied()
-        .filter(|a| after.is_none_or(|x| a.id > x) && before.is_none_or(|x| a.id < x))
-        .collect();
-    let (page, complete) = if backwards {
-        let skip = window.len().saturating_sub(max);
-        (&window[skip..], skip == 0)
-    } else {
-        let n = window.len().min(max);
-        (&window[..n], n == window.len())
-    };
-    let first_index = page.first().and_then(|p| matching.iter().position(|a| a.id == p.id)).unwrap_or(0);
-    // XEP-0313 §4.1.2: <flip-page/> sends the page's messages newest first.
-    let flip = q.has_child("flip-page", ns::MAM);
-    let ordered: Vec<&&IndexEntry> = if flip { page.iter().rev().collect() } else { page.iter().collect() };
-    let mut items = Vec::with_capacity(page.len());
-    for e in ordered {
-        let Some(a) = fetch(store, node, e.id) else { continue };
+    let p = crate::archive::page(&matching, &q);
+    let ids = &matching[p.start..p.end];
+    let ordered: Vec<u64> = if q.flip { ids.iter().rev().copied().collect() } else { ids.to_vec() };
+    let mut items = Vec::with_capacity(ordered.len());
+    for id in ordered {
+        let Some(a) = fetch(store, node, id) else { continue };
         let Ok(orig) = a.xml.parse::<Element>() else { continue };
-        let sid = format!("{:016x}", a.id);
-        let mut result = Element::builder("result", ns::MAM).a("id", sid.as_str());
-        if let Some(qid) = queryid {
-            result = result.a("queryid", qid);
-        }
-        let forwarded = Element::builder("forwarded", ns::FORWARD)
-            .append(Element::builder("delay", xns::DELAY).a("stamp", crate::stanza::datetime(a.at_ms / 1000)).build())
-            .append(orig)
-            .build();
-        items.push(
-            Element::builder("message", xns::CLIENT)
-                .a("from", room.as_str())
-                .a("id", format!("mam-{sid}"))
-                .append(result.append(forwarded).build())
-                .build(),
-        );
+        items.push(crate::archive::result_message(room.as_str(), &q, a.id, a.at_ms, orig));
     }
-    let mut set = Element::builder("set", ns::RSM);
-    if let (Some(f), Some(l)) = (page.first(), page.last()) {
-        set = set
-            .append(
-                Element::builder("first", ns::RSM)
-                    .a("index", first_index.to_string())
-                    .append(format!("{:016x}", f.id))
-                    .build(),
-            )
-            .append(Element::builder("last", ns::RSM).append(format!("{:016x}", l.id)).build());
-    }
-    set = set.append(Element::builder("count", ns::RSM).append(count.to_string()).build());
-    let mut fin = Element::builder("fin", ns::MAM);
-    if complete {
-        fin = fin.a("complete", "true");
-    }
-    if let Some(qid) = queryid {
-        fin = fin.a("queryid", qid);
-    }
-    Ok((items, fin.append(set.build()).build()))
+    Ok((items, crate::archive::fin(&q, &matching, &p)))
 }

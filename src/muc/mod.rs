@@ -28,6 +28,15 @@
 //! not) whose owner list contains the requester's bare JID, one `<item jid name/>` each.
 //! A plain disco#items without a node lists the public rooms (§6.3).
 //!
+//! ## The room's call
+//! Each room has a call on the focus (`room@focus.<domain>`, xep/jingle-conferences.md).
+//! After each batch, before delivering anything, a room's actor publishes who is in the
+//! room (real full JID → nick, role, whether it sees real JIDs) in its [`Summary`]; the
+//! focus reads it through [`MucService::occupant`] to admit callers and allow moderator
+//! actions. The actor also compares each snapshot with the last one and tells the focus
+//! which sessions are gone (their call sessions end) and when the room was destroyed (the
+//! call ends). The room core knows nothing of calls.
+//!
 //! ## Leaving on disconnect
 //! A session that ends sends `unavailable` to every occupant JID it sent presence to
 //! (directed presence, RFC 6121 §4.6.3), which removes it. A session that never sent
@@ -83,6 +92,31 @@ pub struct Summary {
     pub persistent: bool,
     pub owners: Vec<String>,
     pub occupants: usize,
+    /// Whether the room exists (a running actor may hold a room not created yet).
+    pub created: bool,
+    /// Every joined session (real full JID) and what it is in the room. Behind an `Arc`
+    /// so listing rooms does not copy it; the actor replaces it after each batch.
+    pub sessions: Arc<HashMap<String, OccupantInfo>>,
+}
+
+/// One joined session as other services see it (the focus: who may call, who moderates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccupantInfo {
+    pub nick: String,
+    pub role: affiliation::Role,
+    /// Whether this occupant may see other occupants' real JIDs (§5: everyone in a
+    /// non-anonymous room, moderators in a semi-anonymous one).
+    pub sees_jids: bool,
+}
+
+/// A real full JID's place in a room, as [`MucService::occupant`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Occupancy {
+    /// No such room: neither running nor stored.
+    NoRoom,
+    /// The room exists; this session is not in it.
+    Outsider,
+    Occupant(OccupantInfo),
 }
 
 struct RoomHandle {
@@ -283,6 +317,34 @@ impl MucService {
         .await;
     }
 
+    /// Whether the session `full_jid` is in room `node` now, and as what. Cheap and
+    /// synchronous: it reads the snapshot the room's actor publishes before delivering
+    /// what a batch produced, so a client that has received its own join presence is
+    /// already found here. Only when the room is not running is the store asked whether
+    /// it exists at all.
+    pub fn occupant(&self, node: &str, full_jid: &str) -> Occupancy {
+        let node = node.to_lowercase();
+        let summary = {
+            let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            rooms.get(&node).map(|h| h.summary.clone())
+        };
+        if let Some(summary) = summary {
+            let s = summary.lock().unwrap_or_else(|e| e.into_inner());
+            if s.created {
+                // The same normalisation as the room applies to the `from` it reads.
+                let key = jid::FullJid::new(full_jid).map(|j| j.to_string()).unwrap_or_default();
+                return match s.sessions.get(&key) {
+                    Some(info) => Occupancy::Occupant(info.clone()),
+                    None => Occupancy::Outsider,
+                };
+            }
+        }
+        match self.store.muc_rooms.get::<PersistedRoom>(node.as_bytes()) {
+            Ok(Some(_)) => Occupancy::Outsider,
+            _ => Occupancy::NoRoom,
+        }
+    }
+
     /// Rooms with at least one occupant, and the occupants in them (meeting counts for the
     /// web API). Read from the summaries the actors publish after each batch.
     pub fn occupancy(&self) -> (usize, usize) {
@@ -317,6 +379,8 @@ impl MucService {
                     .map(|(j, _)| j.clone())
                     .collect(),
                 occupants: 0,
+                created: true,
+                sessions: Arc::default(),
             });
         }
         let mut v: Vec<(String, Summary)> = list.into_iter().collect();

@@ -5,7 +5,9 @@
 //! and flushed ([`Store::flush`]) before the server acknowledges it, so it survives a crash.
 
 use serde::{de::DeserializeOwned, Serialize};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use crate::sasl::Credentials;
 
@@ -80,6 +82,122 @@ impl Table {
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
         self.tree.iter().keys().map(|k| Ok(k?.to_vec())).collect()
     }
+
+    /// The first entry whose key starts with `prefix` (one B-tree seek).
+    pub fn first_in<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, T)>> {
+        match self.tree.scan_prefix(prefix).next().transpose()? {
+            Some((k, v)) => Ok(Some((k.to_vec(), decode(self.name, &v)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The last entry whose key starts with `prefix` (one B-tree seek).
+    pub fn last_in<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, T)>> {
+        match self.tree.scan_prefix(prefix).next_back().transpose()? {
+            Some((k, v)) => Ok(Some((k.to_vec(), decode(self.name, &v)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Keys in `[from, to]`, in key order.
+    pub fn keys_between(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.tree.range(from..=to).keys().map(|k| Ok(k?.to_vec())).collect()
+    }
+
+    /// Entries in `[from, to]`, in key order.
+    pub fn scan_between<T: DeserializeOwned>(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        let mut out = Vec::new();
+        for entry in self.tree.range(from..=to) {
+            let (k, v) = entry?;
+            out.push((k.to_vec(), decode(self.name, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// The first `n` keys starting with `prefix`, in key order.
+    pub fn first_keys(&self, prefix: &[u8], n: usize) -> Result<Vec<Vec<u8>>> {
+        self.tree.scan_prefix(prefix).keys().take(n).map(|k| Ok(k?.to_vec())).collect()
+    }
+
+    /// Remove these keys in one atomic batch (one write, however many keys).
+    pub fn remove_many(&self, keys: &[Vec<u8>]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k.as_slice());
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+/// A `user \0 item` table also held in memory, for small per-user sets read on every
+/// routed stanza (the blocklist): a check is a hash lookup, and a user with an empty set
+/// costs nothing but that lookup. Writes go to sled and memory under one lock.
+#[derive(Clone)]
+pub struct SetTable {
+    table: Table,
+    sets: Arc<RwLock<HashMap<String, Arc<BTreeSet<String>>>>>,
+}
+
+impl SetTable {
+    fn load(table: Table) -> Result<SetTable> {
+        let mut sets: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for key in table.keys()? {
+            let Some(i) = key.iter().position(|&b| b == 0) else { continue };
+            let (Ok(user), Some(item)) = (String::from_utf8(key[..i].to_vec()), pair_other(&key)) else {
+                continue;
+            };
+            sets.entry(user).or_default().insert(item);
+        }
+        let sets = sets.into_iter().map(|(u, s)| (u, Arc::new(s))).collect();
+        Ok(SetTable { table, sets: Arc::new(RwLock::new(sets)) })
+    }
+
+    /// The user's set, `None` when empty.
+    pub fn get(&self, user: &str) -> Option<Arc<BTreeSet<String>>> {
+        self.sets.read().unwrap_or_else(|e| e.into_inner()).get(user).cloned()
+    }
+
+    /// Add items; returns those that were not there yet.
+    pub fn insert(&self, user: &str, items: &[String]) -> Result<Vec<String>> {
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        let mut set = sets.get(user).map(|s| (**s).clone()).unwrap_or_default();
+        let mut added = Vec::new();
+        for item in items {
+            if !set.contains(item) {
+                self.table.put(&pair_key(user, item), &())?;
+                set.insert(item.clone());
+                added.push(item.clone());
+            }
+        }
+        if !set.is_empty() {
+            sets.insert(user.to_string(), Arc::new(set));
+        }
+        Ok(added)
+    }
+
+    /// Remove items (all of them when `items` is `None`); returns those that were there.
+    pub fn remove(&self, user: &str, items: Option<&[String]>) -> Result<Vec<String>> {
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        let Some(current) = sets.get(user).cloned() else {
+            return Ok(Vec::new());
+        };
+        let mut set = (*current).clone();
+        let gone: Vec<String> = match items {
+            None => set.iter().cloned().collect(),
+            Some(items) => items.iter().filter(|i| set.contains(*i)).cloned().collect(),
+        };
+        for item in &gone {
+            self.table.remove(&pair_key(user, item))?;
+            set.remove(item);
+        }
+        if set.is_empty() {
+            sets.remove(user);
+        } else {
+            sets.insert(user.to_string(), Arc::new(set));
+        }
+        Ok(gone)
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -134,6 +252,13 @@ pub struct Store {
     pub muc_archive: Table,
     /// MUC: service-wide values (the occupant-id secret).
     pub muc_meta: Table,
+    /// XEP-0191: `user \0 jid` → (); mirrored in memory.
+    pub blocklist: SetTable,
+    /// XEP-0313: `user \0 id(8 bytes BE)` → archived one-to-one message; the id is a
+    /// microsecond timestamp made unique per user, so a time range is a key range.
+    pub mam_archive: Table,
+    /// XEP-0313: `user` → archiving preferences.
+    pub mam_prefs: Table,
 }
 
 impl Store {
@@ -162,6 +287,9 @@ impl Store {
             muc_rooms: t("muc_rooms")?,
             muc_archive: t("muc_archive")?,
             muc_meta: t("muc_meta")?,
+            blocklist: SetTable::load(t("blocklist")?)?,
+            mam_archive: t("mam_archive")?,
+            mam_prefs: t("mam_prefs")?,
             db,
         })
     }
@@ -197,6 +325,9 @@ impl Store {
         self.roster_versions.remove(user.as_bytes())?;
         self.vcards.remove(user.as_bytes())?;
         self.last_activity.remove(user.as_bytes())?;
+        self.blocklist.remove(user, None)?;
+        self.mam_archive.remove_prefix(&prefix)?;
+        self.mam_prefs.remove(user.as_bytes())?;
         Ok(existed)
     }
 }
@@ -237,6 +368,22 @@ mod tests {
         assert!(s.accounts.insert_new(b"k", &1u32).unwrap());
         assert!(!s.accounts.insert_new(b"k", &2u32).unwrap());
         assert_eq!(s.accounts.get::<u32>(b"k").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn set_table_mirrors_sled() {
+        let s = Store::temporary().unwrap();
+        let items = vec!["b@x".to_string(), "x".to_string()];
+        assert_eq!(s.blocklist.insert("a", &items).unwrap(), items);
+        assert!(s.blocklist.insert("a", &items[..1]).unwrap().is_empty());
+        assert!(s.blocklist.get("a").unwrap().contains("x"));
+        assert!(s.blocklist.get("ab").is_none());
+        let reloaded = SetTable::load(s.blocklist.table.clone()).unwrap();
+        assert_eq!(reloaded.get("a").unwrap().len(), 2);
+        assert_eq!(s.blocklist.remove("a", Some(&items[1..])).unwrap(), vec!["x".to_string()]);
+        assert_eq!(s.blocklist.remove("a", None).unwrap(), vec!["b@x".to_string()]);
+        assert!(s.blocklist.get("a").is_none());
+        assert!(SetTable::load(s.blocklist.table.clone()).unwrap().get("a").is_none());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 """A conference participant: slixmpp for Jingle signalling, aiortc for media.
 
-It follows xep/jingle-conferences.md: session-initiate to room@focus.<domain> with what it
-sends, session-accept back, then content-add / content-remove for the others' streams, each
-answered with content-accept. Media stays on loopback (ICE host candidates 127.0.0.1 only,
-no STUN server).
+It follows xep/jingle-conferences.md: in the room (enter_room), it sends session-initiate to
+room@focus.<domain> with what it sends, session-accept back, then content-add /
+content-remove for the others' streams, each answered with content-accept. Media stays on
+loopback (ICE host candidates 127.0.0.1 only, no STUN server).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ class SmallVideo(VideoStreamTrack):
         frame.pts, frame.time_base = pts, time_base
         return frame
 
+
+NS_MUC = "http://jabber.org/protocol/muc"
 
 DIRECTION_OF_REMOTE = {"initiator": "recvonly", "responder": "sendonly", "both": "sendrecv", "none": "inactive"}
 
@@ -80,7 +82,28 @@ class MediaPeer:
         iq.reply().send()
         self._queue.put_nowait(j)
 
+    async def enter_room(self) -> None:
+        """Only a room's occupants may join its call: enter the call's room
+        (room@focus.D -> room@conference.D) under the account's name, with the harness's
+        TestClient. The first peer creates it non-anonymous (whois anyone), so every peer
+        sees the others' real JIDs as the streams' owners; tests/call_access.rs covers
+        semi-anonymous rooms."""
+        node, domain = self.call.split("@", 1)
+        room = f"{node}@conference.{domain.removeprefix('focus.')}"
+        me = f"{room}/{self.client.boundjid.user}"
+        self.client.send_raw(f"<presence to='{me}'><x xmlns='{NS_MUC}'/></presence>")
+        p = await self.client.next_presence(where=lambda p: str(p["from"]) == me)
+        assert p["type"] != "error", p
+        codes = {s.get("code") for s in p.xml.iter(f"{{{NS_MUC}#user}}status")}
+        if "201" in codes:
+            form = (f"<query xmlns='{NS_MUC}#owner'><x xmlns='jabber:x:data' type='submit'>"
+                    f"<field var='FORM_TYPE'><value>{NS_MUC}#roomconfig</value></field>"
+                    "<field var='muc#roomconfig_whois'><value>anyone</value></field></x></query>")
+            reply = await self.client.iq_set(form, to=room)
+            assert reply["type"] == "result", reply
+
     async def join(self) -> None:
+        """Join the call (the client must be in the room already: see enter_room)."""
         self.pc.addTrack(AudioStreamTrack())
         self.pc.addTrack(SmallVideo())
         await self.pc.setLocalDescription(await self.pc.createOffer())

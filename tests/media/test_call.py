@@ -25,6 +25,8 @@ async def test_two_peers_exchange_audio_and_video(server):
     alice, bob = MediaPeer(alice_c, CALL), MediaPeer(bob_c, CALL)
     peers = (alice, bob)
     try:
+        for p in peers:
+            await p.enter_room()
         await alice.join()
         await wait_until(alice.accepted.is_set, 10, "alice's session-accept", peers)
         await bob.join()
@@ -61,6 +63,8 @@ async def test_late_joiner_screen_share_mute_and_a_dead_network(server):
         return f.get("audio", 0) >= n and f.get("video", 0) >= n
 
     try:
+        for p in peers:
+            await p.enter_room()
         for p in (alice, bob):
             await p.join()
             await wait_until(p.accepted.is_set, 10, "session-accept", peers)

@@ -3,7 +3,7 @@
 
 use minidom::Element;
 
-use super::{error, Conferences, ModeratorCheck, Output, Outs};
+use super::{error, Conferences, Output, Outs};
 use crate::error::StanzaError;
 use crate::jingle::{Action, Jingle, Media, SessionInfo};
 use crate::sfu::{Command, ParticipantId};
@@ -13,11 +13,6 @@ use crate::sfu::{Command, ParticipantId};
 pub const NS_LAYER: &str = "urn:amphi:jingle:layer:0";
 
 impl Conferences {
-    /// Who may moderate: the shell asks the MUC service (role moderator in the call's room).
-    pub fn set_moderator_check(&mut self, check: ModeratorCheck) {
-        self.moderator = check;
-    }
-
     /// session-info from a participant. `mute`/`unmute` naming one of its own contents are
     /// relayed to everyone receiving it; naming a stream it *receives* they are a moderator
     /// action on that stream's publisher: forwarding stops (or resumes) and the publisher
@@ -35,7 +30,7 @@ impl Conferences {
                 _ => own.push(i.clone()),
             }
         }
-        if !moderated.is_empty() && !(self.moderator)(&p.call, &p.jid) {
+        if !moderated.is_empty() && !self.is_moderator(&p.call, &p.jid) {
             return vec![error(iq, StanzaError::forbidden().with_text("only moderators may mute others"), None)];
         }
         let mut out = vec![Output::Send(crate::c2s::negotiation::iq_result(iq, None))];
@@ -103,12 +98,12 @@ impl Conferences {
         }
     }
 
-    /// End a call for everyone (its room was destroyed, or a moderator ended it through
-    /// the room): each participant gets session-terminate.
-    pub fn end_call(&mut self, call: &str) -> Outs {
+    /// End a call for everyone (its room was destroyed): each participant gets
+    /// session-terminate `<success/>` with `text` saying why.
+    pub fn end_call(&mut self, call: &str, text: &str) -> Outs {
         let mut out = Vec::new();
         for id in self.calls.get(call).cloned().unwrap_or_default() {
-            self.leave(id, Some("success"), &mut out);
+            self.leave(id, Some(("success", Some(text))), &mut out);
         }
         out
     }
@@ -124,7 +119,7 @@ impl Conferences {
             .collect();
         let mut out = Vec::new();
         for id in ids {
-            self.leave(id, Some("gone"), &mut out);
+            self.leave(id, Some(("gone", Some("you are no longer in the room"))), &mut out);
         }
         out
     }

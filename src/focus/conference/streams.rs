@@ -28,8 +28,8 @@ impl Conferences {
         if contents.is_empty() || to == publisher {
             return;
         }
+        let owner = self.owner_entity(publisher, to);
         let Some(pubr) = self.participants.get(&publisher) else { return };
-        let owner = pubr.owner_uri();
         let pubs: Vec<Publication> =
             pubr.publications.iter().filter(|x| contents.contains(&x.content)).cloned().collect();
         let Some(p) = self.participants.get(&to) else { return };
@@ -59,7 +59,7 @@ impl Conferences {
             action: Some(Action::ContentAdd),
             sid: p.sid.clone(),
             initiator: Some(p.jid.clone()),
-            users: vec![owner],
+            users: owner.into_iter().collect(),
             ..Jingle::default()
         };
         for (x, (out_ssrc, out_rtx)) in pubs.into_iter().zip(ssrcs) {

@@ -13,8 +13,9 @@ import { NSJ, parseSdp, sdpToJingle, contentElement, sectionFromContent, buildSd
 /** @typedef {import('../xmpp.js').Client} Client */
 /** @typedef {import('./jingle.js').MediaSection} MediaSection */
 /**
- * A stream the focus forwards to us: `mid` is its content name, `owner` the publisher's bare
- * JID (XEP-0298 user entity), `msid` "stream-id publisher's-content-name".
+ * A stream the focus forwards to us: `mid` is its content name, `owner` the publisher (the
+ * XEP-0298 user entity: occupant JID, or real bare JID where we may see it), `msid`
+ * "stream-id publisher's-content-name".
  * @typedef {{ mid: string, owner: string, media: string, msid: string, track: MediaStreamTrack|null }} Remote
  */
 
@@ -44,6 +45,12 @@ export async function iceServers(client, domain) {
   } catch {
     return [];
   }
+}
+
+/** The JID of an XEP-0298 entity URI (`xmpp:` + JID, percent-encoded per RFC 5122). @param {string} uri */
+function entityJid(uri) {
+  const j = uri.replace(/^xmpp:/, '');
+  try { return decodeURIComponent(j); } catch { return j; }
 }
 
 /** What the SFU forwards (xep/jingle-conferences.md step 2), in our order of preference. */
@@ -123,6 +130,15 @@ export class Call extends EventTarget {
       }
     });
     this.onIq = (/** @type {Element} */ iq) => this.incoming(iq);
+    // ICE or DTLS gave up (the SFU unreachable): end the session rather than sit in silence.
+    this.pc.addEventListener('connectionstatechange', () => {
+      if (this.pc.connectionState === 'failed' && !this.ended) {
+        const bye = x('jingle', { xmlns: NSJ.jingle, action: 'session-terminate', sid: this.sid },
+          x('reason', { xmlns: NSJ.jingle }, x('connectivity-error', { xmlns: NSJ.jingle })));
+        this.close('connectivity-error');
+        this.send(bye).catch(() => {});
+      }
+    });
   }
 
   /** Run `fn` after every negotiation before it. @template T @param {() => Promise<T>} fn @returns {Promise<T>} */
@@ -240,8 +256,8 @@ export class Call extends EventTarget {
 
   /** Others' streams: apply the focus's offer (our m-lines, then the new ones) and accept. @param {Element} j */
   async onContentAdd(j) {
-    const owner = (children(j, 'conference-info', NSJ.coin).flatMap((ci) => Array.from(ci.getElementsByTagNameNS(NSJ.coin, 'user')))[0]
-      ?.getAttribute('entity') ?? '').replace(/^xmpp:/, '');
+    const owner = entityJid(children(j, 'conference-info', NSJ.coin)
+      .flatMap((ci) => Array.from(ci.getElementsByTagNameNS(NSJ.coin, 'user')))[0]?.getAttribute('entity') ?? '');
     const current = parseSdp(this.pc.localDescription?.sdp ?? '');
     /** @type {MediaSection[]} */
     const added = [];

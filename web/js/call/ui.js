@@ -2,14 +2,17 @@
 // active speaker highlighted, a speaker view, the participant list with microphone and
 // camera state, and the controls (microphone, camera, screen share, raise hand, leave).
 //
-// Call state that is not media travels in the occupant's MUC presence as an extension
-// (relayed by the room like any presence payload, and seen by late joiners):
-//   <call xmlns="urn:amphi:call:0" user="H" muted="1" camera="0" screen="MID" hand="1"/>
-// `user` is the first 16 hex digits of SHA-256(bare JID): receivers match it to the
-// XEP-0298 user entity the focus puts on each stream, so tiles get the occupant's nick
-// without publishing real JIDs in semi-anonymous rooms. `screen` is the publisher's content
-// name of its screen share (the focus's msid "amphi-N CONTENT" carries it), so receivers
-// tell a screen share from a camera. The element is absent when not in the call.
+// Who a stream belongs to is the XEP-0298 user entity the focus puts on each content-add:
+// the publisher's occupant JID (room@service/Nick), or its real JID for those who may see
+// real JIDs (xep/jingle-conferences.md "Admission"); either leads to the room nick.
+//
+// Call state that is not media (raised hand, and states a late joiner could not learn from
+// Jingle) travels in the occupant's MUC presence as an extension, relayed by the room like
+// any presence payload and seen by late joiners:
+//   <call xmlns="urn:amphi:call:0" muted="1" camera="0" screen="MID" hand="1"/>
+// `screen` is the publisher's content name of its screen share (the focus's msid
+// "amphi-N CONTENT" carries it to receivers), so they tell a screen share from a camera.
+// The element is absent when not in the call.
 
 import { t } from '../i18n.js';
 import { h, toast, alertBox } from '../ui.js';
@@ -25,19 +28,13 @@ const NS_CALL = 'urn:amphi:call:0';
  * Someone in the call (us included), keyed by bare JID.
  * @typedef {{ jid: string, audio: Remote|null, videos: Remote[], muted: boolean, level: number }} Person
  */
-/** @typedef {{ user: string, muted: boolean, camera: boolean, screen: string, hand: boolean }} CallPresence */
-
-/** @param {string} s */
-async function userHash(s) {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
-  return Array.from(d.slice(0, 8), (b) => b.toString(16).padStart(2, '0')).join('');
-}
+/** @typedef {{ muted: boolean, camera: boolean, screen: string, hand: boolean }} CallPresence */
 
 /** @param {Element} p @returns {CallPresence|null} */
 function readPresence(p) {
   const c = child(p, 'call', NS_CALL);
   if (!c || p.getAttribute('type') === 'unavailable') return null;
-  return { user: c.getAttribute('user') ?? '', muted: c.getAttribute('muted') === '1', camera: c.getAttribute('camera') !== '0',
+  return { muted: c.getAttribute('muted') === '1', camera: c.getAttribute('camera') !== '0',
     screen: c.getAttribute('screen') ?? '', hand: c.getAttribute('hand') === '1' };
 }
 
@@ -77,11 +74,8 @@ class CallView {
     this.muted = false;
     this.hand = false;
     this.speakerView = false;
-    this.me = bare(room.client.jid);
-    this.myHash = '';
-    userHash(this.me).then((v) => { this.myHash = v; });
-    /** @type {Map<string, string>} bare JID → hash */
-    this.hashes = new Map();
+    /** Our own key among the people: never a JID, so another session of our account stays apart. */
+    this.me = `self:${room.client.jid}`;
     /** @type {Map<string, CallPresence>} nick → call presence */
     this.presences = new Map();
     /** @type {Map<string, Person>} */
@@ -111,6 +105,16 @@ class CallView {
       if (this.call) this.render();
     };
     this.onKey = (/** @type {KeyboardEvent} */ e) => this.shortcut(e);
+    this.visitor = false;
+    this.listener = false;
+    /** @type {string|undefined} the camera chosen on the pre-join screen */
+    this.camId = undefined;
+    // Given (or losing) the floor while on the pre-join screen: show the right buttons.
+    this.onOccupants = () => {
+      if (!this.call && (this.room.self?.role === 'visitor') !== this.visitor) this.prejoin();
+      else if (this.call) this.render();
+    };
+    room.addEventListener('occupants', this.onOccupants);
     room.client.addEventListener('presence', this.onPresence);
     document.addEventListener('keydown', this.onKey);
     this.prejoin();
@@ -120,21 +124,30 @@ class CallView {
     this.leave(true);
     this.device?.stop();
     this.room.client.removeEventListener('presence', this.onPresence);
+    this.room.removeEventListener('occupants', this.onOccupants);
     document.removeEventListener('keydown', this.onKey);
   }
 
+  /**
+   * The pre-join screen: the device test and the join buttons. A visitor of a moderated
+   * room (waiting room) may only listen until a moderator gives the floor.
+   */
   prejoin() {
+    this.device?.stop();
     const box = h('div', { class: 'call-devices' });
     const error = h('div', { id: 'call-error' });
-    this.stage.replaceChildren(h('h2', {}, t('call.title')), h('p', { class: 'muted' }, t('call.prejoin')), box, error,
-      h('p', { class: 'actions', id: 'call-prejoin' },
-        h('button', { type: 'button', class: 'primary', id: 'call-join', onclick: () => this.join(true, error) }, t('call.join')),
-        h('button', { type: 'button', id: 'call-join-audio', onclick: () => this.join(false, error) }, t('call.joinAudio'))));
+    this.visitor = this.room.self?.role === 'visitor';
+    this.stage.replaceChildren(h('h2', {}, t('call.title')), h('p', { class: 'muted' }, t(this.visitor ? 'call.prejoin.visitor' : 'call.prejoin')),
+      box, error,
+      h('p', { class: 'actions', id: 'call-prejoin' }, ...(this.visitor
+        ? [h('button', { type: 'button', class: 'primary', id: 'call-join-listen', onclick: () => this.join('listen', error) }, t('call.joinListen'))]
+        : [h('button', { type: 'button', class: 'primary', id: 'call-join', onclick: () => this.join('camera', error) }, t('call.join')),
+          h('button', { type: 'button', id: 'call-join-audio', onclick: () => this.join('audio', error) }, t('call.joinAudio'))])));
     this.device = mountDeviceTest(box);
   }
 
-  /** @param {boolean} withCamera @param {HTMLElement} error */
-  async join(withCamera, error) {
+  /** @param {'camera'|'audio'|'listen'} mode @param {HTMLElement} error */
+  async join(mode, error) {
     const micId = /** @type {HTMLSelectElement|null} */ (this.stage.querySelector('#mic-select'))?.value;
     const camId = /** @type {HTMLSelectElement|null} */ (this.stage.querySelector('#camera-select'))?.value;
     this.device?.stop();
@@ -143,10 +156,17 @@ class CallView {
     for (const b of this.stage.querySelectorAll('#call-prejoin button')) b.setAttribute('disabled', '');
     let call;
     try {
-      const stream = await navigator.mediaDevices.getUserMedia({
-        audio: micId ? { deviceId: { exact: micId } } : true,
-        video: withCamera ? cameraConstraints(camId) : false,
-      });
+      this.listener = mode === 'listen';
+      this.camId = camId;
+      const audio = micId ? { deviceId: { exact: micId } } : true;
+      const stream = this.listener ? new MediaStream()
+        : await navigator.mediaDevices.getUserMedia({ audio, video: mode === 'camera' ? cameraConstraints(camId) : false })
+          .catch((err) => {
+            // No usable camera: join with the microphone rather than not at all.
+            if (mode !== 'camera') throw err;
+            toast(t('call.noCamera'));
+            return navigator.mediaDevices.getUserMedia({ audio });
+          });
       this.mic = stream.getAudioTracks()[0] ?? null;
       this.cam = stream.getVideoTracks()[0] ?? null;
       call = new Call(this.room.client, await this.focus, await this.ice);
@@ -174,7 +194,6 @@ class CallView {
       const p = this.person(s.owner);
       if (s.media === 'audio') p.audio = s;
       else if (!p.videos.includes(s)) p.videos.push(s);
-      if (!this.hashes.has(s.owner)) userHash(s.owner).then((v) => { this.hashes.set(s.owner, v); this.render(); });
       this.render();
     });
     call.addEventListener('unstream', (e) => {
@@ -223,26 +242,22 @@ class CallView {
   /** Our call state in the room presence (see the top of this file). @param {boolean} [present] */
   announce(present = true) {
     const c = this.call;
-    const el = present && c ? x('call', { xmlns: NS_CALL, user: this.myHash, muted: this.muted ? '1' : '0', camera: this.cam ? '1' : '0',
+    const el = present && c ? x('call', { xmlns: NS_CALL, muted: this.muted || !this.mic ? '1' : '0', camera: this.cam ? '1' : '0',
       screen: c.own.screen || null, hand: this.hand ? '1' : null }) : null;
     if (this.room.joined) this.room.client.send(x('presence', { to: `${this.room.jid}/${this.room.nick}` }, el));
   }
 
-  /** @param {string} jid @returns {CallPresence|undefined} */
-  presenceOf(jid) {
-    const hash = jid === this.me ? this.myHash : this.hashes.get(jid);
-    if (!hash) return undefined;
-    for (const cp of this.presences.values()) if (cp.user === hash) return cp;
-    return undefined;
+  /** @param {string} key a person's key @returns {CallPresence|undefined} */
+  presenceOf(key) {
+    return this.presences.get(this.nameOf(key));
   }
 
-  /** @param {string} jid */
-  nameOf(jid) {
-    if (jid === this.me) return this.room.nick;
-    const hash = this.hashes.get(jid);
-    for (const [nick, cp] of this.presences) if (hash && cp.user === hash) return nick;
-    for (const o of this.room.occupants.values()) if (o.jid && bare(o.jid) === jid) return o.nick;
-    return localOf(jid) || jid;
+  /** The room nick of a stream owner (occupant JID or real JID), else a readable stand-in. @param {string} key */
+  nameOf(key) {
+    if (key === this.me) return this.room.nick;
+    if (bare(key) === this.room.jid && resourceOf(key)) return resourceOf(key);
+    for (const o of this.room.occupants.values()) if (o.jid && bare(o.jid) === bare(key)) return o.nick;
+    return localOf(key) || key;
   }
 
   inCall() {
@@ -262,6 +277,8 @@ class CallView {
     this.listTitle = h('h3', { id: 'call-people-title' });
     this.audios = h('div', { hidden: true });
     const c = this.controls;
+    // A listener (waiting room) has nothing to send.
+    for (const b of [c.mic, c.cam, c.screen]) b.hidden = this.listener;
     this.stage.replaceChildren(h('h2', {}, t('call.title')),
       h('div', { class: 'call' }, this.grid,
         h('aside', { class: 'card call-side', 'aria-labelledby': 'call-people-title' }, this.listTitle, this.list)),
@@ -298,7 +315,7 @@ class CallView {
         this.cam = null;
         await call.setCamera(null);
       } else {
-        const s = await navigator.mediaDevices.getUserMedia({ video: cameraConstraints() });
+        const s = await navigator.mediaDevices.getUserMedia({ video: cameraConstraints(this.camId) });
         this.cam = s.getVideoTracks()[0];
         await call.setCamera(this.cam);
       }
@@ -389,9 +406,10 @@ class CallView {
     const call = this.call;
     if (!call || !this.grid || !this.list || !this.listTitle || !this.controls || !this.audios) return;
     const c = this.controls;
-    const label = (/** @type {HTMLElement} */ b, /** @type {string} */ key, /** @type {boolean} */ pressed) => {
+    // The label says what a press does ("Unmute microphone"); `data-active` styles the state.
+    const label = (/** @type {HTMLElement} */ b, /** @type {string} */ key, /** @type {boolean} */ active) => {
       b.textContent = t(key);
-      b.setAttribute('aria-pressed', String(pressed));
+      b.dataset.active = String(active);
     };
     label(c.mic, this.muted ? 'call.mic.on' : 'call.mic.off', this.muted);
     label(c.cam, this.cam ? 'call.cam.off' : 'call.cam.on', !this.cam);
@@ -411,7 +429,7 @@ class CallView {
       const me = p.jid === this.me;
       const cp = this.presenceOf(p.jid);
       const name = this.nameOf(p.jid);
-      const muted = me ? this.muted : p.muted || !!cp?.muted;
+      const muted = me ? this.muted || !this.mic : p.muted || !!cp?.muted;
       const hand = me ? this.hand : !!cp?.hand;
       /** @type {MediaStreamTrack|null} */
       let camera = me ? this.cam : null;
@@ -433,6 +451,7 @@ class CallView {
             a.srcObject = new MediaStream([p.audio.track]);
             this.media.set(p.audio.track, a);
           }
+          a.dataset.nick = name;
           audios.push(a);
         }
       } else if (call.screenTrack) {
@@ -462,7 +481,7 @@ class CallView {
 
   /**
    * A tile, kept from one render to the next (keyboard focus stays on it): `data-owner` the
-   * bare JID, `data-kind` camera or screen, `data-mid` the content shown. Enter, Space or a
+   * publisher's key (occupant or real JID), `data-nick` its nick, `data-kind` camera or screen, `data-mid` the content shown. Enter, Space or a
    * click pins it as the large tile of the speaker view.
    * @param {string} owner @param {string} kind @param {string} mid @param {string} caption
    * @param {MediaStreamTrack|null} track @param {boolean} muted @param {boolean} hand @param {boolean} mirror
@@ -484,6 +503,7 @@ class CallView {
       this.tiles.set(key, fig);
       el = fig;
     }
+    el.dataset.nick = this.nameOf(owner);
     el.setAttribute('aria-pressed', String(this.pinned === key));
     el.setAttribute('aria-label', `${caption}${muted ? `, ${t('call.micMuted')}` : ''}${hand ? `, ${t('call.handRaised')}` : ''}`);
     if (mid) el.dataset.mid = mid; else delete el.dataset.mid;
@@ -491,7 +511,8 @@ class CallView {
     if (el.dataset.sig !== sig) {
       el.dataset.sig = sig;
       const video = track ? this.videoFor(track, mirror) : h('div', { class: 'avatar', 'aria-hidden': 'true' }, caption.slice(0, 1).toUpperCase());
-      el.replaceChildren(video, h('figcaption', { 'aria-hidden': 'true' }, caption, muted ? ' 🔇' : '', hand ? ' ✋' : ''));
+      el.replaceChildren(video, h('figcaption', { 'aria-hidden': 'true' }, caption, muted ? micOffIcon() : null,
+        hand ? h('span', { class: 'hand-flag' }, t('call.handRaised')) : null));
     }
     return el;
   }
@@ -529,12 +550,12 @@ class CallView {
         }
       } }, t(p.muted ? 'call.unmuteOther' : 'call.muteOther'))
       : null;
-    const li = h('li', { 'data-jid': p.jid, 'data-muted': String(muted), 'data-camera': String(camera), 'data-hand': String(hand),
+    const li = h('li', { 'data-jid': p.jid, 'data-nick': name, 'data-muted': String(muted), 'data-camera': String(camera), 'data-hand': String(hand),
       'data-sig': sig, class: this.speaker === p.jid ? 'speaking' : null },
       h('span', { class: 'nick' }, me ? t('call.you', { name }) : name),
       h('span', { class: 'badge' }, t(muted ? 'call.micMuted' : 'call.micOn')),
       h('span', { class: 'badge' }, t(camera ? 'call.camOn' : 'call.camOff')),
-      hand ? h('span', { class: 'badge hand' }, `✋ ${t('call.handRaised')}`) : null,
+      hand ? h('span', { class: 'badge hand' }, t('call.handRaised')) : null,
       this.speaker === p.jid ? h('span', { class: 'badge speaking' }, t('call.speaking')) : null,
       moderate);
     // A rebuilt row keeps the keyboard focus of the one it replaces.
@@ -542,6 +563,20 @@ class CallView {
     this.rows.set(p.jid, li);
     return li;
   }
+}
+
+/** A crossed-out microphone (drawn: emoji fonts are not everywhere). */
+function micOffIcon() {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', 'icon');
+  svg.setAttribute('aria-hidden', 'true');
+  for (const d of ['M12 3a3 3 0 0 0-3 3v5a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z', 'M6 11a6 6 0 0 0 12 0M12 17v4M9 21h6', 'M4 4l16 16']) {
+    const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+    path.setAttribute('d', d);
+    svg.append(path);
+  }
+  return svg;
 }
 
 /** Replace `parent`'s children only when they differ (moving a focused element loses focus). @param {Element} parent @param {Element[]} kids */

@@ -1,0 +1,220 @@
+//! Who may take part in a room's call, through the real server's client sockets: only the
+//! room's occupants join it, only its moderators mute others, and leaving the room (or the
+//! room's end) ends the call session. See xep/jingle-conferences.md, "Admission".
+
+mod support;
+
+use minidom::Element;
+use support::{start, Client};
+
+const JINGLE: &str = "urn:xmpp:jingle:1";
+const ROOM: &str = "standup@conference.localhost";
+const CALL: &str = "standup@focus.localhost";
+
+/// A one-content (audio) offer sending on `ssrc`.
+fn offer(sid: &str, ssrc: u32) -> String {
+    format!(
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="{sid}">
+  <content creator="initiator" name="0" senders="both">
+    <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio">
+      <payload-type id="111" name="opus" clockrate="48000" channels="2"/>
+      <source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="{ssrc}"><parameter name="cname" value="x"/></source>
+      <rtcp-mux/>
+    </description>
+    <transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="abcd" pwd="abcdefghijklmnopqrstuvwx">
+      <fingerprint xmlns="urn:xmpp:jingle:apps:dtls:0" hash="sha-256" setup="actpass">01:02:03:04</fingerprint>
+    </transport>
+  </content>
+  <group xmlns="urn:xmpp:jingle:apps:grouping:0" semantics="BUNDLE"><content name="0"/></group>
+</jingle>"#
+    )
+}
+
+async fn signed_in(t: &support::TestServer, user: &str) -> Client {
+    let mut c = Client::connect_tls(t, true).await;
+    c.register(user, "secret-pw").await;
+    let mut c = Client::connect_tls(t, true).await;
+    c.login_plain(user, "secret-pw", "call").await;
+    c
+}
+
+fn jingle(el: &Element) -> Option<&Element> {
+    el.get_child("jingle", JINGLE)
+}
+
+fn action(el: &Element) -> Option<String> {
+    jingle(el).and_then(|j| j.attr("action")).map(str::to_string)
+}
+
+/// Enter the room as `nick`; the first to enter creates it and accepts the default
+/// configuration (an instant room, unlocked for the others).
+async fn enter(c: &mut Client, nick: &str, create: bool) {
+    c.send(&format!("<presence to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")).await;
+    let me = format!("{ROOM}/{nick}");
+    c.expect(|e| e.name() == "presence" && e.attr("from") == Some(me.as_str())).await;
+    if create {
+        c.send(&format!(
+            "<iq type='set' id='cfg' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'/></query></iq>"
+        ))
+        .await;
+        assert_eq!(c.expect(|e| e.attr("id") == Some("cfg")).await.attr("type"), Some("result"));
+    }
+}
+
+/// Send a session-initiate and return the iq's answer.
+async fn call(c: &mut Client, to: &str, sid: &str, ssrc: u32) -> Element {
+    c.send(&format!("<iq type='set' id='init-{sid}' to='{to}'>{}</iq>", offer(sid, ssrc))).await;
+    let id = format!("init-{sid}");
+    c.expect(|e| e.attr("id") == Some(id.as_str())).await
+}
+
+/// The content name and XEP-0298 user entity of the (first) stream a content-add brings.
+fn added(el: &Element) -> (String, String) {
+    let j = jingle(el).expect("a jingle element");
+    let name = j.get_child("content", JINGLE).and_then(|c| c.attr("name")).unwrap_or_default();
+    let entity = j
+        .get_child("conference-info", "urn:xmpp:coin:1")
+        .and_then(|ci| ci.get_child("users", "urn:xmpp:coin:1"))
+        .and_then(|u| u.get_child("user", "urn:xmpp:coin:1"))
+        .and_then(|u| u.attr("entity"))
+        .unwrap_or_default();
+    (name.to_string(), entity.to_string())
+}
+
+fn reason(el: &Element) -> (String, String) {
+    let r = jingle(el).and_then(|j| j.get_child("reason", JINGLE)).expect("a reason");
+    let condition = r.children().find(|c| c.name() != "text").map(|c| c.name().to_string()).unwrap_or_default();
+    let text = r.get_child("text", JINGLE).map(Element::text).unwrap_or_default();
+    (condition, text)
+}
+
+#[tokio::test]
+async fn only_the_rooms_occupants_join_its_call() {
+    let t = start("").await;
+    let mut alice = signed_in(&t, "alice").await;
+    let mut bob = signed_in(&t, "bob").await;
+
+    let r = call(&mut alice, CALL, "early", 111).await;
+    assert_eq!(r.attr("type"), Some("error"));
+    assert!(String::from(&r).contains("item-not-found"), "no room, no call: {}", String::from(&r));
+
+    enter(&mut alice, "alice", true).await;
+    let r = call(&mut bob, CALL, "sb", 222).await;
+    let text = String::from(&r);
+    assert_eq!(r.attr("type"), Some("error"));
+    assert!(text.contains("forbidden") && text.contains("join the room standup first"), "{text}");
+
+    let r = call(&mut alice, CALL, "sa", 111).await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    alice.expect(|e| action(e).as_deref() == Some("session-accept")).await;
+
+    // Once in the room, bob may join too.
+    enter(&mut bob, "bob", false).await;
+    assert_eq!(call(&mut bob, CALL, "sb2", 222).await.attr("type"), Some("result"));
+    bob.expect(|e| action(e).as_deref() == Some("session-accept")).await;
+}
+
+#[tokio::test]
+async fn moderators_mute_others_and_the_room_ends_its_call() {
+    let t = start("").await;
+    let mut alice = signed_in(&t, "alice").await;
+    let mut bob = signed_in(&t, "bob").await;
+    enter(&mut alice, "alice", true).await; // the owner: a moderator
+    enter(&mut bob, "bob", false).await; // a participant
+    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
+    assert_eq!(call(&mut bob, CALL, "sb", 222).await.attr("type"), Some("result"));
+
+    // The room is semi-anonymous: bob sees alice's stream under her occupant JID, alice
+    // (a moderator) sees bob's real JID.
+    let (at_bob, entity) = added(&bob.expect(|e| action(e).as_deref() == Some("content-add")).await);
+    assert_eq!(entity, format!("xmpp:{ROOM}/alice"));
+    let (at_alice, entity) = added(&alice.expect(|e| action(e).as_deref() == Some("content-add")).await);
+    assert_eq!(entity, "xmpp:bob@localhost");
+
+    let mute = |sid: &str, name: &str| {
+        format!(
+            "<iq type='set' id='mute' to='{CALL}'><jingle xmlns='{JINGLE}' action='session-info' sid='{sid}'>\
+             <mute xmlns='urn:xmpp:jingle:apps:rtp:info:1' creator='responder' name='{name}'/></jingle></iq>"
+        )
+    };
+    bob.send(&mute("sb", &at_bob)).await;
+    let r = bob.expect(|e| e.attr("id") == Some("mute")).await;
+    assert!(String::from(&r).contains("forbidden"), "a participant may not mute others: {}", String::from(&r));
+
+    alice.send(&mute("sa", &at_alice)).await;
+    assert_eq!(alice.expect(|e| e.attr("id") == Some("mute")).await.attr("type"), Some("result"));
+    let told = bob.expect(|e| action(e).as_deref() == Some("session-info")).await;
+    assert!(String::from(&told).contains("name='0'"), "bob hears of it on his own content: {}", String::from(&told));
+
+    // Bob leaves the room: his call session ends, alice loses his stream.
+    bob.send(&format!("<presence type='unavailable' to='{ROOM}/bob'/>")).await;
+    let end = bob.expect(|e| action(e).as_deref() == Some("session-terminate")).await;
+    assert_eq!(end.attr("from"), Some(CALL));
+    assert_eq!(reason(&end).0, "gone");
+    let removed = alice.expect(|e| action(e).as_deref() == Some("content-remove")).await;
+    assert!(String::from(&removed).contains(&at_alice));
+
+    // Alice destroys the room: the call ends for her too.
+    alice
+        .send(&format!(
+            "<iq type='set' id='destroy' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <destroy><reason>done</reason></destroy></query></iq>"
+        ))
+        .await;
+    let end = alice.expect(|e| action(e).as_deref() == Some("session-terminate")).await;
+    assert_eq!(reason(&end), ("success".to_string(), "the room was destroyed".to_string()));
+    let r = call(&mut alice, CALL, "again", 111).await;
+    assert!(String::from(&r).contains("item-not-found"), "{}", String::from(&r));
+}
+
+#[tokio::test]
+async fn a_kick_or_a_lost_connection_ends_the_call_session() {
+    let t = start("").await;
+    let mut alice = signed_in(&t, "alice").await;
+    let mut bob = signed_in(&t, "bob").await;
+    let mut carol = signed_in(&t, "carol").await;
+    enter(&mut alice, "alice", true).await;
+    enter(&mut bob, "bob", false).await;
+    enter(&mut carol, "carol", false).await;
+    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
+    assert_eq!(call(&mut bob, CALL, "sb", 222).await.attr("type"), Some("result"));
+    assert_eq!(call(&mut carol, CALL, "sc", 333).await.attr("type"), Some("result"));
+
+    // The owner kicks bob: his session ends, alice no longer receives his stream.
+    alice
+        .send(&format!(
+            "<iq type='set' id='kick' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+             <item nick='bob' role='none'/></query></iq>"
+        ))
+        .await;
+    let end = bob.expect(|e| action(e).as_deref() == Some("session-terminate")).await;
+    assert_eq!(reason(&end), ("gone".to_string(), "you are no longer in the room".to_string()));
+    alice.expect(|e| action(e).as_deref() == Some("content-remove")).await;
+    assert_eq!(t.server.focus.as_ref().map(|f| f.call_size("standup")), Some(2));
+
+    // Carol's connection drops without a word: her session's unavailable presence (RFC 6121
+    // §4.6.3) takes her out of the room, and so out of the call.
+    carol.send("<presence/>").await;
+    drop(carol);
+    alice.expect(|e| action(e).as_deref() == Some("content-remove")).await;
+    assert_eq!(t.server.focus.as_ref().map(|f| f.call_size("standup")), Some(1));
+
+    // Dave never sent broadcast presence, so his end sends no unavailable: the room finds
+    // out when it cannot deliver to him, and the call follows.
+    let mut dave = signed_in(&t, "dave").await;
+    enter(&mut dave, "dave", false).await;
+    assert_eq!(call(&mut dave, CALL, "sd", 444).await.attr("type"), Some("result"));
+    alice.expect(|e| action(e).as_deref() == Some("content-add")).await;
+    drop(dave);
+    let size = || t.server.focus.as_ref().map(|f| f.call_size("standup"));
+    for i in 0..50 {
+        if size() == Some(1) {
+            break;
+        }
+        alice.send(&format!("<message type='groupchat' to='{ROOM}' id='m{i}'><body>anyone?</body></message>")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(size(), Some(1), "dave left the call once the room noticed he was gone");
+    alice.expect(|e| action(e).as_deref() == Some("content-remove")).await;
+}
