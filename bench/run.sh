@@ -15,6 +15,8 @@
 #   --profile P        cargo profile of amphi and amphi-bench (default: release, smoke: debug)
 #   --ports A,P,E      client ports of amphi, Prosody, ejabberd (default 5222,15222,25222; each
 #                      server also uses the next port for direct TLS)
+#   --baseline FILE    earlier results (JSON lines) to show next to this run's, e.g.
+#                      --servers amphi --baseline bench/results/peers.jsonl
 #
 # Every server gets the same ECDSA P-256 certificate, STARTTLS required, SCRAM-SHA-1 (the
 # strongest mechanism Prosody 0.12's internal_hashed storage supports), 4096 PBKDF2 rounds,
@@ -23,7 +25,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SMOKE=0 SERVERS=amphi,prosody,ejabberd WORKLOADS=login,idle,message,muc,presence
-REQUIRE="" WORK="" FRESH=0 PROFILE="" PORTS=5222,15222,25222
+REQUIRE="" WORK="" FRESH=0 PROFILE="" PORTS=5222,15222,25222 BASELINE=""
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) SMOKE=1; shift ;;
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
     --fresh) FRESH=1; shift ;;
     --profile) PROFILE=$2; shift 2 ;;
     --ports) PORTS=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --baseline) BASELINE=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -317,7 +320,13 @@ for server in ${SERVERS//,/ }; do
 done
 
 echo
-[ -f "$RESULTS" ] && "$BENCH" table --servers "$SERVERS" "$RESULTS" | tee "$WORK/table.md"
+inputs=() columns=$SERVERS
+if [ -n "$BASELINE" ]; then
+  inputs+=("$BASELINE")
+  columns=amphi,prosody,ejabberd
+fi
+[ -f "$RESULTS" ] && inputs+=("$RESULTS")
+[ ${#inputs[@]} -gt 0 ] && "$BENCH" table --servers "$columns" "${inputs[@]}" | tee "$WORK/table.md"
 echo
 echo "results: $RESULTS ($(($(date +%s) - started)) s)"
 echo "bench: $passed passed, $failed failed, $skipped skipped"

@@ -61,19 +61,8 @@ pub fn verify(secret: &[u8], role: Role, room: &str, version: u64, signature: &s
 
 /// The path of a link; the room is percent-encoded as one path segment.
 pub fn path(secret: &[u8], role: Role, room: &str, version: u64) -> String {
-    format!("/meeting/signin/{}/{}/hash/{}", role.as_str(), encode_segment(room), sign(secret, role, room, version))
-}
-
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let segment = super::percent_encode(room);
+    format!("/meeting/signin/{}/{segment}/hash/{}", role.as_str(), sign(secret, role, room, version))
 }
 
 #[cfg(test)]

@@ -192,3 +192,16 @@ async fn count_request(
     http.requests.fetch_add(1, Ordering::Relaxed);
     request
 }
+
+/// Percent-encode a URL path segment (RFC 3986: unreserved characters stay as they are).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -91,18 +91,7 @@ pub fn inline_type(ct: &str) -> bool {
         || essence == "application/pdf"
 }
 
-/// Percent-encode a path segment (RFC 3986: unreserved characters stay).
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::http::percent_encode;
 
 /// `Content-Disposition` (RFC 6266) with an ASCII fallback name and the real name in
 /// `filename*`, so no quote or control character of a name can break the header.
