@@ -119,10 +119,9 @@ conformance() {
 }
 
 bench() {
-    # Hook point: the benchmark smoke run (a few seconds of load, checks it completes). Enable
-    # when bench/ has its smoke entry point:
-    # cargo run -p bench --release -- --smoke
-    echo "bench smoke: not wired yet"
+    # The benchmark harness at smoke size, so it never rots: every workload against amphi and
+    # Prosody (full-size runs: bench/run.sh, results in bench/RESULTS.md).
+    bash "$ROOT/bench/run.sh" --smoke --fresh --servers amphi,prosody
 }
 
 run() {

@@ -27,6 +27,8 @@ pub struct Server {
     pub shutdown: broadcast::Sender<()>,
     /// XEP-0115 `<c/>` for stream features, computed once.
     pub caps: minidom::Element,
+    /// Striped locks serialising roster changes per account (modules::roster).
+    pub roster_locks: Vec<tokio::sync::Mutex<()>>,
     /// Stanzas received from clients since start (for /metrics).
     pub stanzas_in: std::sync::atomic::AtomicU64,
     /// Connected external components (XEP-0114).
@@ -98,6 +100,7 @@ impl Server {
             sm: crate::c2s::sm::SmRegistry::default(),
             components: crate::component::Components::default(),
             stanzas_in: std::sync::atomic::AtomicU64::new(0),
+            roster_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             caps: crate::modules::disco::caps_element(&config.contact),
             focus,
             muc: config.muc_domain().map(|d| {

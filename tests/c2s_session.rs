@@ -235,3 +235,42 @@ async fn unresumed_session_ends_and_its_messages_go_offline() {
     assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), "unseen");
     assert!(m.has_child("delay", "urn:xmpp:delay"), "stored offline, with a delay stamp");
 }
+
+/// Several pairs subscribe to each other at the same moment, on a multi-threaded runtime
+/// like the real server's: each account's roster changes must not overwrite each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_mutual_subscriptions_end_in_both() {
+    let t = start("").await;
+    let rounds = (0..12).map(|round| mutual_pair(&t, round));
+    futures_util::future::join_all(rounds).await;
+}
+
+async fn mutual_pair(t: &support::TestServer, round: usize) {
+    {
+        let (a, b) = (format!("hub{round}"), format!("leaf{round}"));
+        let mut ca = Client::connect_tls(&t, false).await;
+        ca.register(&a, "pw").await;
+        ca.login_plain(&a, "pw", "r").await;
+        let mut cb = Client::connect_tls(&t, false).await;
+        cb.register(&b, "pw").await;
+        cb.login_plain(&b, "pw", "r").await;
+        for c in [&mut ca, &mut cb] {
+            c.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq><presence/>").await;
+        }
+        // Both ask and both approve at once, as a bulk-import tool would.
+        let (ja, jb) = (format!("{a}@localhost"), format!("{b}@localhost"));
+        let to_b = format!("<presence to='{jb}' type='subscribe'/><presence to='{jb}' type='subscribed'/>");
+        let to_a = format!("<presence to='{ja}' type='subscribe'/><presence to='{ja}' type='subscribed'/>");
+        tokio::join!(ca.send(&to_b), cb.send(&to_a));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for (c, other) in [(&mut ca, &jb), (&mut cb, &ja)] {
+            c.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>").await;
+            let r = c.expect(|e| e.attr("id") == Some("r1")).await;
+            let item = r
+                .get_child("query", "jabber:iq:roster")
+                .and_then(|q| q.children().find(|i| i.attr("jid") == Some(other.as_str())))
+                .unwrap_or_else(|| panic!("round {round}: no item for {other}"));
+            assert_eq!(item.attr("subscription"), Some("both"), "round {round}: {other}");
+        }
+    }
+}

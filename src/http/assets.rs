@@ -43,6 +43,7 @@ const FILES: &[(&str, &[u8])] = web_files![
     "js/call/jingle.js",
     "js/call/call.js",
     "js/call/ui.js",
+    "js/call/media.js",
 ];
 
 /// The Content-Security-Policy of every response: only our own scripts, styles and

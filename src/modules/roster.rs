@@ -20,6 +20,18 @@ pub const FEATURES: &[&str] = &[];
 
 const POLICY: Policy = Policy { pre_approval: true };
 
+/// Serialise the changes to one account's roster. Two sessions (or two accounts that
+/// subscribe to each other at the same moment) would otherwise read the same item, decide
+/// separately and overwrite each other's state. Striped locks keep memory constant; only
+/// one is ever held at a time, so they cannot deadlock.
+async fn lock<'a>(server: &'a Server, user: &str) -> tokio::sync::MutexGuard<'a, ()> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    user.hash(&mut h);
+    let stripes = &server.roster_locks;
+    stripes[(h.finish() as usize) % stripes.len()].lock().await
+}
+
 pub fn load_item(server: &Server, user: &str, contact: &str) -> Option<RosterItem> {
     server.store.roster.get::<RosterItem>(&pair_key(user, contact)).ok().flatten()
 }
@@ -104,6 +116,8 @@ pub async fn iq(session: &mut Session, iq: &Element, set: bool) {
     if contact == session.bare_str() {
         return session.bounce(iq, StanzaError::not_allowed().with_text("you cannot add yourself to your roster"));
     }
+    // Read-modify-write of this account's roster: one change at a time (see `lock`).
+    let guard = lock(&server, &user).await;
     let existing = load_item(&server, &user, &contact);
     let request = server.store.subscription_requests.get::<String>(&pair_key(&user, &contact)).ok().flatten().is_some();
     let len = server.store.roster.count_prefix(&pair_prefix(&user));
@@ -120,7 +134,9 @@ pub async fn iq(session: &mut Session, iq: &Element, set: bool) {
         let _ = server.store.subscription_requests.remove(&key);
     }
     let ver = bump_version(&server, &user);
-    if stored.is_err() || server.store.flush().await.is_err() {
+    let flushed = server.store.flush().await;
+    drop(guard);
+    if stored.is_err() || flushed.is_err() {
         return session.bounce(iq, StanzaError::internal_server_error());
     }
     let mut queue = VecDeque::new();
@@ -197,10 +213,12 @@ pub async fn outbound(session: &mut Session, presence: Element, kind: Subscripti
         return;
     }
     let user = session.username.clone();
+    let guard = lock(&server, &user).await;
     let before = relation(&server, &user, &contact);
     let outcome = roster::process(Direction::Outbound, kind, before, POLICY);
     let pending = Pending { to: contact.clone(), from: session.bare_str(), kind, stanza: Some(presence) };
     let queue = apply(&server, &user, &contact, &outcome, &pending).await;
+    drop(guard);
     run_inbound(&server, queue).await;
 }
 
@@ -326,9 +344,11 @@ async fn run_inbound(server: &Server, mut queue: VecDeque<Step>) {
             }
             continue;
         }
+        let guard = lock(server, &user).await;
         let before = relation(server, &user, &p.from);
         let outcome = roster::process(Direction::Inbound, p.kind, before, POLICY);
         let more = apply(server, &user, &p.from, &outcome, &p).await;
+        drop(guard);
         queue.extend(more);
     }
 }

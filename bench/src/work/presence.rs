@@ -11,6 +11,8 @@ use crate::ctx::{close_all, Ctx};
 use crate::metrics::{percentile, Better};
 use crate::session::{Handler, Session};
 use crate::xml;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,40 +103,70 @@ pub async fn run(ctx: &Ctx, a: &PresenceArgs) -> Result<()> {
     result
 }
 
-/// Counts the hub's roster items with `subscription='both'`.
-async fn mutual_contacts(hub: &Session, timeout: Duration) -> Result<usize> {
+/// The hub's roster: subscription state (plus a pending `ask`) per contact JID.
+async fn roster(hub: &Session, timeout: Duration) -> Result<HashMap<String, String>> {
     let reply =
         hub.iq(|id| format!("<iq type='get' id='{id}'><query xmlns='jabber:iq:roster'/></iq>"), timeout).await?;
-    Ok(memchr::memmem::find_iter(&reply, b"subscription='both'").count()
-        + memchr::memmem::find_iter(&reply, b"subscription=\"both\"").count())
+    Ok(roster_states(&reply))
+}
+
+fn roster_states(reply: &[u8]) -> HashMap<String, String> {
+    memchr::memmem::find_iter(reply, b"<item ")
+        .filter_map(|at| {
+            let item = &reply[at..];
+            let jid = xml::attr(item, "jid")?.into_owned();
+            let sub = xml::attr(item, "subscription").unwrap_or(Cow::Borrowed("none"));
+            let ask = xml::attr(item, "ask").map(|a| format!("+ask:{a}")).unwrap_or_default();
+            Some((jid, format!("{sub}{ask}")))
+        })
+        .collect()
 }
 
 /// Makes the hub (`group[0]`) and each contact subscribe to each other, unless already done.
+/// Requests are sent again every two seconds for contacts not yet mutual.
 async fn ensure_roster(ctx: &Ctx, group: &[Arc<Session>]) -> Result<()> {
     let (hub, contacts) = (&group[0], &group[1..]);
     let timeout = ctx.target.timeout;
-    if mutual_contacts(hub, timeout).await? >= contacts.len() {
-        return Ok(());
-    }
     let started = Instant::now();
-    for c in contacts {
-        hub.send(format!("<presence to='{}' type='subscribe'/>", c.bare()));
-        c.send(format!("<presence to='{}' type='subscribe'/>", hub.bare()));
-    }
+    let mut last_sent: Option<Instant> = None;
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let have = mutual_contacts(hub, timeout).await?;
-        if have >= contacts.len() {
-            eprintln!(
-                "roster of {} ready ({have} mutual contacts) in {:.1}s",
-                hub.bare(),
-                started.elapsed().as_secs_f64()
-            );
+        let states = roster(hub, timeout).await?;
+        let pending: Vec<&Arc<Session>> =
+            contacts.iter().filter(|c| states.get(c.bare()).map(String::as_str) != Some("both")).collect();
+        if pending.is_empty() {
+            if last_sent.is_some() {
+                let took = started.elapsed().as_secs_f64();
+                eprintln!("roster of {} ready ({} mutual contacts) in {took:.1}s", hub.bare(), contacts.len());
+            }
             return Ok(());
         }
-        if started.elapsed() > timeout * 2 {
-            return Err(Error(format!("roster of {}: {have} of {} mutual subscriptions", hub.bare(), contacts.len())));
+        if started.elapsed() > timeout {
+            let mut summary: HashMap<&str, usize> = HashMap::new();
+            for c in &pending {
+                *summary.entry(states.get(c.bare()).map_or("absent", String::as_str)).or_default() += 1;
+            }
+            // What the first stuck contact's own roster says about the hub.
+            let seen_by_contact = match roster(pending[0], timeout).await {
+                Ok(theirs) => theirs.get(hub.bare()).cloned().unwrap_or_else(|| "absent".into()),
+                Err(e) => e.to_string(),
+            };
+            return Err(Error(format!(
+                "roster of {}: {} of {} contacts not mutual after {timeout:?} (states: {summary:?}; \
+                 {} has the hub as {seen_by_contact})",
+                hub.bare(),
+                pending.len(),
+                contacts.len(),
+                pending[0].bare()
+            )));
         }
+        if last_sent.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            for c in pending {
+                hub.send(format!("<presence to='{}' type='subscribe'/>", c.bare()));
+                c.send(format!("<presence to='{}' type='subscribe'/>", hub.bare()));
+            }
+            last_sent = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -208,4 +240,21 @@ async fn measure(
     let note = format!("{hubs} hubs × {} contacts, {stalled} hubs stalled", fan.contacts);
     ctx.out.record("presence", "deliveries", (after - before) as f64 / span.wall, "/s", Better::Higher, span, &note);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_roster_states() {
+        let reply = b"<iq type='result'><query xmlns='jabber:iq:roster'>\
+            <item jid='a@l' subscription='both'/><item subscription=\"to\" jid=\"b@l\" ask='subscribe'/>\
+            <item jid='c@l'/></query></iq>";
+        let s = roster_states(reply);
+        assert_eq!(s.get("a@l").map(String::as_str), Some("both"));
+        assert_eq!(s.get("b@l").map(String::as_str), Some("to+ask:subscribe"));
+        assert_eq!(s.get("c@l").map(String::as_str), Some("none"));
+        assert_eq!(s.len(), 3);
+    }
 }

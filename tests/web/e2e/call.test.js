@@ -46,6 +46,14 @@ after(async () => {
   for (const [name, p] of Object.entries(peers)) assert.deepEqual(p.errors, [], `${name}: no script errors or CSP violations`);
 });
 
+/** The call module's warnings (a refused Jingle action, a failed negotiation) fail the test too. @param {Awaited<ReturnType<typeof newPage>>} p */
+function watchWarnings(p) {
+  p.page.on('console', (m) => {
+    if (m.type() === 'warning' && m.text().startsWith('call:')) p.errors.push(m.text());
+  });
+  return p;
+}
+
 /** Keep every RTCPeerConnection the page makes, so the test can read its stats. */
 function recordPeerConnections() {
   const Base = window.RTCPeerConnection;
@@ -146,7 +154,7 @@ test('jingle.js: a Chrome offer becomes Jingle, and Jingle an SDP another Chrome
 
 test('three participants sign in, enter the room and join its call', async () => {
   for (const u of USERS) {
-    const p = await newPage(browser, { locale: u === 'bob' ? 'en-US' : 'fr-FR', viewport: { width: 1280, height: 900 } });
+    const p = watchWarnings(await newPage(browser, { locale: u === 'bob' ? 'en-US' : 'fr-FR', viewport: { width: 1280, height: 900 } }));
     peers[u] = p;
     await p.page.addInitScript(recordPeerConnections);
     // Alice makes the room permanent (its owner can then hand out invitation links).
@@ -276,6 +284,7 @@ test('raise hand shows at the others', async () => {
   await peers.carol.page.waitForSelector('#call-hand[data-active="true"]');
   await peers.alice.page.waitForSelector(`#call-people li[data-nick="carol"][data-hand="true"]`);
   await peers.alice.page.waitForSelector(`#call-grid .tile[data-nick="carol"] .hand-flag`);
+  await peers.alice.page.waitForSelector('#call-announce:has-text("carol lève la main")', { state: 'attached' });
   await shot(peers.alice.page, 'call-07b-carol-hand-raised');
   await peers.carol.page.keyboard.press('h');
   await peers.alice.page.waitForSelector(`#call-people li[data-nick="carol"][data-hand="false"]`);
@@ -320,6 +329,9 @@ test('carol leaves: her tile disappears at the others', async () => {
     await peers[u].page.waitForSelector(`#call-grid .tile[data-nick="carol"]`, { state: 'detached', timeout: 15000 });
     await peers[u].page.waitForSelector(`#call-people li[data-nick="carol"]`, { state: 'detached' });
   }
+  // Screen readers hear it (French at alice, English at bob).
+  await peers.alice.page.waitForSelector('#call-announce:has-text("carol a quitté l’appel")', { state: 'attached' });
+  await peers.bob.page.waitForSelector('#call-announce:has-text("carol left the call")', { state: 'attached' });
   await shot(peers.alice.page, 'call-10-after-carol-left');
   assert.ok(Date.now() - started < 90000, `the call test takes under 90 s (${Date.now() - started} ms)`);
 });
@@ -347,7 +359,7 @@ test('a guest from an invitation link joins the call', async () => {
     { headers: { Authorization: `Basic ${Buffer.from('alice@localhost:alice secret').toString('base64')}` } });
   assert.equal(res.status, 200);
   const links = /** @type {{participant: string}} */ (await res.json());
-  const guest = await newPage(browser, { locale: 'en-US' });
+  const guest = watchWarnings(await newPage(browser, { locale: 'en-US' }));
   peers.guest = guest;
   const g = guest.page;
   await g.addInitScript(recordPeerConnections);

@@ -9,6 +9,7 @@
 
 import { x, child, children, newId, bare } from '../xmpp.js';
 import { NSJ, parseSdp, sdpToJingle, contentElement, sectionFromContent, buildSdp, DIRECTION_OF_REMOTE } from './jingle.js';
+import { preferCodecs, LAYERS, SIMULCAST, freshSsrc, withSimulcast, scaleLayers } from './media.js';
 
 /** @typedef {import('../xmpp.js').Client} Client */
 /** @typedef {import('./jingle.js').MediaSection} MediaSection */
@@ -19,64 +20,12 @@ import { NSJ, parseSdp, sdpToJingle, contentElement, sectionFromContent, buildSd
  * @typedef {{ mid: string, owner: string, media: string, msid: string, track: MediaStreamTrack|null }} Remote
  */
 
-const EXTDISCO = 'urn:xmpp:extdisco:2';
-
-/**
- * STUN/TURN servers the server announces (XEP-0215), as RTCIceServers; none when it
- * announces nothing or refuses (a guest). TURN relays clients whose network blocks UDP to
- * the SFU; the focus is ICE-lite on a public address and needs none itself.
- * @param {Client} client @param {string} domain @returns {Promise<RTCIceServer[]>}
- */
-export async function iceServers(client, domain) {
-  try {
-    const res = await client.iq('get', domain, x('services', { xmlns: EXTDISCO }), 3000);
-    const list = child(res, 'services', EXTDISCO);
-    return (list ? children(list, 'service', EXTDISCO) : []).flatMap((sv) => {
-      const type = sv.getAttribute('type') ?? '';
-      if (!['stun', 'turn', 'turns'].includes(type)) return [];
-      const host = sv.getAttribute('host') ?? '';
-      const port = sv.getAttribute('port');
-      const transport = sv.getAttribute('transport');
-      const url = `${type}:${host.includes(':') ? `[${host}]` : host}${port ? `:${port}` : ''}${type !== 'stun' && transport ? `?transport=${transport}` : ''}`;
-      const username = sv.getAttribute('username');
-      const credential = sv.getAttribute('password');
-      return [type === 'stun' ? { urls: url } : { urls: url, username: username ?? undefined, credential: credential ?? undefined }];
-    });
-  } catch {
-    return [];
-  }
-}
+const NS_LAYER = 'urn:amphi:jingle:layer:0';
 
 /** The JID of an XEP-0298 entity URI (`xmpp:` + JID, percent-encoded per RFC 5122). @param {string} uri */
 function entityJid(uri) {
   const j = uri.replace(/^xmpp:/, '');
   try { return decodeURIComponent(j); } catch { return j; }
-}
-
-/** What the SFU forwards (xep/jingle-conferences.md step 2), in our order of preference. */
-const WANTED = { audio: ['audio/opus'], video: ['video/VP8', 'video/VP9', 'video/H264', 'video/AV1'] };
-
-/**
- * Offer only the codecs the SFU forwards, with their RTX: Chrome's full list (over 32
- * payload types for a receive-only video content) is longer than the focus accepts, and
- * each extra H.264 profile or VP9 profile 2 would be dead weight in every Jingle content.
- * @param {RTCRtpTransceiver} tr @param {'audio'|'video'} kind
- */
-function preferCodecs(tr, kind) {
-  const caps = RTCRtpReceiver.getCapabilities(kind)?.codecs ?? [];
-  const rank = (/** @type {RTCRtpCodec} */ c) => WANTED[kind].findIndex((w) => w.toLowerCase() === c.mimeType.toLowerCase());
-  const keep = caps.filter((c) => {
-    const f = c.sdpFmtpLine ?? '';
-    if (c.mimeType.toLowerCase() === 'video/rtx') return true;
-    if (rank(c) < 0) return false;
-    if (c.mimeType === 'video/VP9') return !/profile-id=[1-9]/.test(f);
-    if (c.mimeType === 'video/H264') return /packetization-mode=1/.test(f) && /profile-level-id=42(e0|00)1f/.test(f);
-    return true;
-  });
-  keep.sort((a, b) => (rank(a) < 0 ? 99 : rank(a)) - (rank(b) < 0 ? 99 : rank(b)));
-  try {
-    if (keep.some((c) => rank(c) >= 0)) tr.setCodecPreferences(keep);
-  } catch { /* the browser's defaults */ }
 }
 
 /** @type {Record<string, string>} */
@@ -118,6 +67,12 @@ export class Call extends EventTarget {
     this.transport = /** @type {MediaSection|null} */ (null);
     /** @type {Promise<unknown>} */
     this.chain = Promise.resolve();
+    /** @type {Map<string, number>} the simulcast ceiling asked for each received stream */
+    this.ceilings = new Map();
+    /** The camera's content and its simulcast layers ('' / none: no simulcast). */
+    this.simulcastMid = '';
+    /** @type {[number, number][]} */
+    this.layers = [];
     /** @type {Map<string, (j: Element) => void>} actions awaited outside the chain */
     this.waiters = new Map();
     this.ended = false;
@@ -200,7 +155,11 @@ export class Call extends EventTarget {
       const v = this.pc.addTransceiver(video ?? 'video', { direction: video ? 'sendrecv' : 'recvonly', streams: [stream] });
       preferCodecs(a, 'audio');
       preferCodecs(v, 'video');
-      await this.pc.setLocalDescription(await this.pc.createOffer());
+      const offer = await this.pc.createOffer();
+      // The browser names the m-sections (mids) only now: the camera's is the video one.
+      this.simulcastMid = video && SIMULCAST ? parseSdp(offer.sdp ?? '').find((x) => x.media === 'video')?.mid ?? '' : '';
+      await this.setLocal(offer);
+      if (this.simulcastMid) await scaleLayers(v.sender);
       const sdp = this.pc.localDescription?.sdp ?? '';
       this.own.audio = a.mid ?? '';
       this.own.video = video ? v.mid ?? '' : '';
@@ -217,6 +176,38 @@ export class Call extends EventTarget {
       await this.pc.setRemoteDescription({ type: 'answer', sdp: this.remoteSdp(parseSdp(sdp)) });
       this.dispatchEvent(new Event('local'));
     });
+  }
+
+  /**
+   * setLocalDescription with the camera's simulcast layers, the same SSRCs every time (made
+   * from the browser's own SSRC and RTX as the lowest layer). A browser that refuses the
+   * layers gets its own description back and sends one layer.
+   * @param {RTCSessionDescriptionInit} desc
+   */
+  async setLocal(desc) {
+    const mid = this.simulcastMid;
+    if (mid && desc.sdp) {
+      if (!this.layers.length) {
+        const s = parseSdp(desc.sdp).find((x) => x.mid === mid);
+        const fid = s?.ssrcGroups.find(([sem]) => sem === 'FID')?.[1];
+        if (s && fid?.length === 2) {
+          const used = new Set(parseSdp(desc.sdp).flatMap((x) => [...x.ssrcs.keys()]));
+          this.layers = [[fid[0], fid[1]]];
+          while (this.layers.length < LAYERS) this.layers.push([freshSsrc(used), freshSsrc(used)]);
+        }
+      }
+      const munged = this.layers.length ? withSimulcast(desc.sdp, mid, this.layers) : desc.sdp;
+      if (munged !== desc.sdp) {
+        try {
+          await this.pc.setLocalDescription({ type: desc.type, sdp: munged });
+          return;
+        } catch (e) {
+          console.warn('call: no simulcast', e);
+          this.simulcastMid = '';
+        }
+      }
+    }
+    await this.pc.setLocalDescription(desc);
   }
 
   /** Remember the focus's answer for our own contents. @param {Element} j */
@@ -269,7 +260,7 @@ export class Call extends EventTarget {
       this.streams.set(s.mid, { mid: s.mid, owner, media: s.media, msid: s.msid, track: null });
     }
     await this.pc.setRemoteDescription({ type: 'offer', sdp: this.remoteSdp([...current, ...added]) });
-    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.setLocal(await this.pc.createAnswer());
     const names = new Set(added.map((s) => s.mid));
     const accept = x('jingle', { xmlns: NSJ.jingle, action: 'content-accept', sid: this.sid },
       ...parseSdp(this.pc.localDescription?.sdp ?? '').filter((s) => names.has(s.mid)).map((s) => contentElement(s, 'responder', 'responder', false)));
@@ -299,7 +290,7 @@ export class Call extends EventTarget {
     }
     if (this.pc.signalingState !== 'stable' || !this.pc.localDescription) return;
     await this.pc.setRemoteDescription({ type: 'offer', sdp: this.remoteSdp(parseSdp(this.pc.localDescription.sdp)) });
-    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.setLocal(await this.pc.createAnswer());
   }
 
   /** XEP-0167 session-info: mute/unmute (relayed, or a moderator's on our own content). @param {Element} j */
@@ -317,6 +308,19 @@ export class Call extends EventTarget {
     if (!mid) return;
     await this.send(x('jingle', { xmlns: NSJ.jingle, action: 'session-info', sid: this.sid },
       x(muted ? 'mute' : 'unmute', { xmlns: NSJ.info, creator: 'initiator', name: mid })));
+  }
+
+  /**
+   * The highest simulcast layer wanted for received streams (0 = lowest): amphi's
+   * session-info `<layer xmlns="urn:amphi:jingle:layer:0" name max/>`, sent for changes only.
+   * @param {Map<string, number>} ceilings content name → layer
+   */
+  preferLayers(ceilings) {
+    const changed = [...ceilings].filter(([mid, max]) => this.ceilings.get(mid) !== max && this.streams.has(mid));
+    if (!changed.length || this.ended) return;
+    for (const [mid, max] of changed) this.ceilings.set(mid, max);
+    this.send(x('jingle', { xmlns: NSJ.jingle, action: 'session-info', sid: this.sid },
+      ...changed.map(([name, max]) => x('layer', { xmlns: NS_LAYER, name, max })))).catch((e) => this.fail(e));
   }
 
   /**
@@ -357,7 +361,7 @@ export class Call extends EventTarget {
     const known = new Set(parseSdp(this.pc.localDescription?.sdp ?? '').map((s) => s.mid));
     const tr = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])] });
     preferCodecs(tr, 'video');
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this.setLocal(await this.pc.createOffer());
     const sections = parseSdp(this.pc.localDescription?.sdp ?? '');
     const added = sections.filter((s) => !known.has(s.mid) || s.mid === tr.mid);
     const accepted = this.waitFor('content-accept');

@@ -18,7 +18,8 @@ import { t } from '../i18n.js';
 import { h, toast, alertBox } from '../ui.js';
 import { x, child, bare, localOf, domainOf, resourceOf, StanzaError } from '../xmpp.js';
 import { mountDeviceTest } from '../pages/devices.js';
-import { Call, iceServers } from './call.js';
+import { Call } from './call.js';
+import { iceServers } from './media.js';
 
 const NS_CALL = 'urn:amphi:call:0';
 
@@ -101,7 +102,9 @@ class CallView {
       if (bare(p.getAttribute('from') ?? '') !== room.jid) return;
       const nick = resourceOf(p.getAttribute('from') ?? '');
       const cp = readPresence(p);
+      const before = this.presences.get(nick);
       if (cp) this.presences.set(nick, cp); else this.presences.delete(nick);
+      if (this.call && cp?.hand && !before?.hand && nick !== room.nick) this.say(t('call.said.hand', { name: nick }));
       if (this.call) this.render();
     };
     this.onKey = (/** @type {KeyboardEvent} */ e) => this.shortcut(e);
@@ -191,6 +194,7 @@ class CallView {
   wire(call) {
     call.addEventListener('stream', (e) => {
       const s = /** @type {Remote} */ (/** @type {CustomEvent} */ (e).detail);
+      if (!this.people.has(s.owner)) this.say(t('call.said.joined', { name: this.nameOf(s.owner) }));
       const p = this.person(s.owner);
       if (s.media === 'audio') p.audio = s;
       else if (!p.videos.includes(s)) p.videos.push(s);
@@ -201,7 +205,10 @@ class CallView {
       for (const [jid, p] of this.people) {
         if (p.audio?.mid === mid) p.audio = null;
         p.videos = p.videos.filter((v) => v.mid !== mid);
-        if (!p.audio && !p.videos.length && jid !== this.me) this.people.delete(jid);
+        if (!p.audio && !p.videos.length && jid !== this.me) {
+          this.people.delete(jid);
+          this.say(t('call.said.left', { name: this.nameOf(jid) }));
+        }
       }
       this.render();
     });
@@ -227,6 +234,11 @@ class CallView {
       this.prejoin();
       if (reason !== 'success') this.stage.querySelector('#call-error')?.replaceChildren(alertBox(t('call.ended', { reason })));
     });
+  }
+
+  /** Tell screen readers (not the eyes: the grid shows it) who came, went or raised a hand. @param {string} text */
+  say(text) {
+    if (this.announcer) this.announcer.textContent = text;
   }
 
   /** @param {string} jid */
@@ -272,7 +284,8 @@ class CallView {
       view: btn('call-view', () => { this.speakerView = !this.speakerView; this.render(); }),
       leave: h('button', { type: 'button', id: 'call-leave', class: 'danger', onclick: () => { this.leave(true); this.prejoin(); } }, t('call.leave')),
     };
-    this.grid = h('div', { class: 'call-grid', id: 'call-grid', 'aria-live': 'polite' });
+    this.grid = h('div', { class: 'call-grid', id: 'call-grid' });
+    this.announcer = h('p', { class: 'sr-only', id: 'call-announce', 'aria-live': 'polite' });
     this.list = h('ul', { class: 'call-people', id: 'call-people' });
     this.listTitle = h('h3', { id: 'call-people-title' });
     this.audios = h('div', { hidden: true });
@@ -283,7 +296,7 @@ class CallView {
       h('div', { class: 'call' }, this.grid,
         h('aside', { class: 'card call-side', 'aria-labelledby': 'call-people-title' }, this.listTitle, this.list)),
       h('div', { class: 'call-controls', role: 'toolbar', 'aria-label': t('call.controls') }, c.mic, c.cam, c.screen, c.hand, c.view, c.leave),
-      h('p', { class: 'muted small' }, t('call.shortcuts')), this.audios);
+      h('p', { class: 'muted small' }, t('call.shortcuts')), this.audios, this.announcer);
     this.render();
     c.mic.focus();
   }
@@ -477,6 +490,17 @@ class CallView {
     this.listTitle.textContent = t('call.people', { n: people.length });
     setChildren(this.list, rows);
     for (const k of this.rows.keys()) if (!this.people.has(k)) this.rows.delete(k);
+    // Simulcast ceilings: thumbnails (speaker view strip, or a grid of more than four) ask
+    // for the lowest layer; large tiles and screen shares for the best.
+    /** @type {Map<string, number>} */
+    const ceilings = new Map();
+    for (const el of all) {
+      const mid = el.dataset.mid;
+      if (!mid || el.dataset.owner === this.me) continue;
+      const large = el === main || el.dataset.kind === 'screen' || (!this.speakerView && tiles.length <= 4);
+      ceilings.set(mid, large ? 9 : 0);
+    }
+    call.preferLayers(ceilings);
   }
 
   /**
