@@ -7,7 +7,7 @@
 #   TEST_SERVER=prosody scripts/test.sh integration   the integration suite against Prosody
 #   PYTEST_ARGS="-k hostile -x" scripts/test.sh integration
 #
-# Phases: deps fmt clippy test build integration web media conformance bench
+# Phases: deps fmt clippy test build integration media web conformance bench
 # Dependencies land in .test-work/ (git-ignored): a Python venv with the pinned packages of
 # tests/integration/requirements.txt, reinstalled only when that file changes.
 set -euo pipefail
@@ -21,7 +21,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export AMPHI_BIN="${AMPHI_BIN:-$TARGET_DIR/debug/amphi}"
 export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(prosody ejabberd slapd ldap-utils openssl coturn)
-ALL_PHASES=(fmt clippy test build integration web media conformance bench)
+ALL_PHASES=(fmt clippy test build integration media web conformance bench)
 
 RUN_START=$SECONDS
 TIMINGS=()
