@@ -46,7 +46,9 @@ pub(crate) struct ByteStream<S> {
 
 impl<S> ByteStream<S> {
     pub fn new(io: S) -> Self {
-        ByteStream { io, buf: vec![0u8; 16 * 1024] }
+        // Small on purpose: idle sessions dominate memory; a large stanza just takes a few
+        // more reads.
+        ByteStream { io, buf: vec![0u8; 4096] }
     }
 }
 

@@ -134,6 +134,10 @@ impl Framer {
                 Ok(Some(event)) => event,
                 Ok(None) => return Ok(None),
                 Err(rxml::error::EndOrError::NeedMoreData) => {
+                    // Give back what a large stanza made the buffer grow to.
+                    if self.buf.is_empty() && self.buf.capacity() > 8192 {
+                        self.buf = Vec::new();
+                    }
                     // A partial token also counts against the limit: a peer must not be able
                     // to make us buffer an endless attribute value or name.
                     if self.stanza_bytes + self.buf.len() > self.limits.max_stanza_size {
