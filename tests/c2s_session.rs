@@ -248,10 +248,10 @@ async fn simultaneous_mutual_subscriptions_end_in_both() {
 async fn mutual_pair(t: &support::TestServer, round: usize) {
     {
         let (a, b) = (format!("hub{round}"), format!("leaf{round}"));
-        let mut ca = Client::connect_tls(&t, false).await;
+        let mut ca = Client::connect_tls(t, false).await;
         ca.register(&a, "pw").await;
         ca.login_plain(&a, "pw", "r").await;
-        let mut cb = Client::connect_tls(&t, false).await;
+        let mut cb = Client::connect_tls(t, false).await;
         cb.register(&b, "pw").await;
         cb.login_plain(&b, "pw", "r").await;
         for c in [&mut ca, &mut cb] {
