@@ -5,38 +5,11 @@
 mod support;
 
 use minidom::Element;
-use support::{start, Client};
+use support::{audio_offer as offer, signed_in, start, Client};
 
 const JINGLE: &str = "urn:xmpp:jingle:1";
 const ROOM: &str = "standup@conference.localhost";
 const CALL: &str = "standup@focus.localhost";
-
-/// A one-content (audio) offer sending on `ssrc`.
-fn offer(sid: &str, ssrc: u32) -> String {
-    format!(
-        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="{sid}">
-  <content creator="initiator" name="0" senders="both">
-    <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio">
-      <payload-type id="111" name="opus" clockrate="48000" channels="2"/>
-      <source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="{ssrc}"><parameter name="cname" value="x"/></source>
-      <rtcp-mux/>
-    </description>
-    <transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="abcd" pwd="abcdefghijklmnopqrstuvwx">
-      <fingerprint xmlns="urn:xmpp:jingle:apps:dtls:0" hash="sha-256" setup="actpass">01:02:03:04</fingerprint>
-    </transport>
-  </content>
-  <group xmlns="urn:xmpp:jingle:apps:grouping:0" semantics="BUNDLE"><content name="0"/></group>
-</jingle>"#
-    )
-}
-
-async fn signed_in(t: &support::TestServer, user: &str) -> Client {
-    let mut c = Client::connect_tls(t, true).await;
-    c.register(user, "secret-pw").await;
-    let mut c = Client::connect_tls(t, true).await;
-    c.login_plain(user, "secret-pw", "call").await;
-    c
-}
 
 fn jingle(el: &Element) -> Option<&Element> {
     el.get_child("jingle", JINGLE)

@@ -267,3 +267,31 @@ impl Client {
         Ok(())
     }
 }
+
+/// A Jingle session-initiate with one audio content sending on `ssrc` (call tests).
+pub fn audio_offer(sid: &str, ssrc: u32) -> String {
+    format!(
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="{sid}">
+  <content creator="initiator" name="0" senders="both">
+    <description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio">
+      <payload-type id="111" name="opus" clockrate="48000" channels="2"/>
+      <source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="{ssrc}"><parameter name="cname" value="x"/></source>
+      <rtcp-mux/>
+    </description>
+    <transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="abcd" pwd="abcdefghijklmnopqrstuvwx">
+      <fingerprint xmlns="urn:xmpp:jingle:apps:dtls:0" hash="sha-256" setup="actpass">01:02:03:04</fingerprint>
+    </transport>
+  </content>
+  <group xmlns="urn:xmpp:jingle:apps:grouping:0" semantics="BUNDLE"><content name="0"/></group>
+</jingle>"#
+    )
+}
+
+/// Register `user` (password "secret-pw"), then sign in over direct TLS with resource "call".
+pub async fn signed_in(t: &TestServer, user: &str) -> Client {
+    let mut c = Client::connect_tls(t, true).await;
+    c.register(user, "secret-pw").await;
+    let mut c = Client::connect_tls(t, true).await;
+    c.login_plain(user, "secret-pw", "call").await;
+    c
+}
