@@ -36,9 +36,7 @@ async fn register_then_scram_over_direct_tls_and_plain_over_starttls() {
 #[tokio::test]
 async fn same_resource_replaces_the_older_session() {
     let t = start("").await;
-    let mut a = Client::connect_tls(&t, false).await;
-    a.register("romeo", "pw").await;
-    a.login_plain("romeo", "pw", "phone").await;
+    let mut a = support::account(&t, "romeo", "phone").await;
     let mut b = Client::connect_tls(&t, false).await;
     b.login_plain("romeo", "pw", "phone").await;
     assert!(a.next().await.is_none(), "the old session is closed");
@@ -79,9 +77,7 @@ async fn guests_reach_only_their_room() {
     let login = t.server.guests.issue("localhost", room, "Ada");
     let user = login.jid.split('@').next().unwrap().to_string();
 
-    let mut member = Client::connect_tls(&t, false).await;
-    member.register("host", "pw").await;
-    member.login_plain("host", "pw", "r").await;
+    let mut member = support::account(&t, "host", "r").await;
     // Nobody can take a guest name by registration.
     let mut squatter = Client::connect_tls(&t, false).await;
     let reg = squatter.register("guest-abc", "pw").await;
@@ -130,14 +126,10 @@ async fn guests_reach_only_their_room() {
 #[tokio::test]
 async fn carbons_copy_sent_and_received_messages() {
     let t = start("").await;
-    let mut phone = Client::connect_tls(&t, false).await;
-    phone.register("ada", "pw").await;
-    phone.login_plain("ada", "pw", "phone").await;
+    let mut phone = support::account(&t, "ada", "phone").await;
     let mut laptop = Client::connect_tls(&t, false).await;
     laptop.login_plain("ada", "pw", "laptop").await;
-    let mut bob = Client::connect_tls(&t, false).await;
-    bob.register("bob", "pw").await;
-    bob.login_plain("bob", "pw", "desk").await;
+    let mut bob = support::account(&t, "bob", "desk").await;
     laptop.send("<inactive xmlns='urn:xmpp:csi:0'/>").await;
     laptop.send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>").await;
     assert_eq!(laptop.expect(|e| e.attr("id") == Some("c")).await.attr("type"), Some("result"));
@@ -169,12 +161,8 @@ async fn carbons_copy_sent_and_received_messages() {
 #[tokio::test]
 async fn stream_management_resumes_a_dropped_session() {
     let t = start("resume_timeout = '1s'").await;
-    let mut bob = Client::connect_tls(&t, false).await;
-    bob.register("bob", "pw").await;
-    bob.login_plain("bob", "pw", "desk").await;
-    let mut ada = Client::connect_tls(&t, false).await;
-    ada.register("ada", "pw").await;
-    ada.login_plain("ada", "pw", "phone").await;
+    let mut bob = support::account(&t, "bob", "desk").await;
+    let mut ada = support::account(&t, "ada", "phone").await;
     ada.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>").await;
     let enabled = ada.expect(|e| e.name() == "enabled").await;
     let id = enabled.attr("id").expect("a resumption id").to_string();
@@ -215,12 +203,8 @@ async fn stream_management_resumes_a_dropped_session() {
 #[tokio::test]
 async fn unresumed_session_ends_and_its_messages_go_offline() {
     let t = start("resume_timeout = '1s'").await;
-    let mut bob = Client::connect_tls(&t, false).await;
-    bob.register("bob", "pw").await;
-    bob.login_plain("bob", "pw", "desk").await;
-    let mut ada = Client::connect_tls(&t, false).await;
-    ada.register("ada", "pw").await;
-    ada.login_plain("ada", "pw", "phone").await;
+    let mut bob = support::account(&t, "bob", "desk").await;
+    let mut ada = support::account(&t, "ada", "phone").await;
     ada.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>").await;
     ada.expect(|e| e.name() == "enabled").await;
     ada.send("<presence/>").await;
@@ -248,12 +232,8 @@ async fn simultaneous_mutual_subscriptions_end_in_both() {
 async fn mutual_pair(t: &support::TestServer, round: usize) {
     {
         let (a, b) = (format!("hub{round}"), format!("leaf{round}"));
-        let mut ca = Client::connect_tls(t, false).await;
-        ca.register(&a, "pw").await;
-        ca.login_plain(&a, "pw", "r").await;
-        let mut cb = Client::connect_tls(t, false).await;
-        cb.register(&b, "pw").await;
-        cb.login_plain(&b, "pw", "r").await;
+        let mut ca = support::account(t, &a, "r").await;
+        let mut cb = support::account(t, &b, "r").await;
         for c in [&mut ca, &mut cb] {
             c.send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq><presence/>").await;
         }

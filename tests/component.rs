@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use amphi::xml::{Framer, FramerEvent, Limits};
 use minidom::Element;
-use support::{start_with, Client};
+use support::start_with;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -78,9 +78,7 @@ async fn component_exchanges_stanzas_with_a_user() {
     let ok = bot.handshake(SECRET).await.unwrap();
     assert_eq!(ok.name(), "handshake");
 
-    let mut ada = Client::connect_tls(&t, false).await;
-    ada.register("ada", "pw").await;
-    ada.login_plain("ada", "pw", "r").await;
+    let mut ada = support::account(&t, "ada", "r").await;
     ada.send("<presence/>").await;
     ada.send("<message to='echo@bot.localhost' type='chat' id='m1'><body>ping</body></message>").await;
     let got = bot.next().await.unwrap();
@@ -112,9 +110,7 @@ async fn wrong_secret_and_unknown_domain_are_refused() {
     let err = other.next().await.unwrap();
     assert!(err.has_child("host-unknown", "urn:ietf:params:xml:ns:xmpp-streams"), "{err:?}");
     // With no component connected, users get an error instead of silence.
-    let mut ada = Client::connect_tls(&t, false).await;
-    ada.register("ada", "pw").await;
-    ada.login_plain("ada", "pw", "r").await;
+    let mut ada = support::account(&t, "ada", "r").await;
     ada.send("<message to='echo@bot.localhost' type='chat' id='m'><body>x</body></message>").await;
     let e = ada.expect(|e| e.attr("id") == Some("m")).await;
     assert_eq!(e.attr("type"), Some("error"));

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use minidom::Element;
-use support::{start, Client};
+use support::start;
 
 /// Disco features and the XEP that defines each.
 const FEATURE_XEP: &[(&str, &str)] = &[
@@ -48,9 +48,7 @@ async fn advertised_features_match_the_doap() {
     let xeps = doap_xeps();
     assert!(xeps.contains("0030") && xeps.contains("0199"), "{xeps:?}");
     let t = start("").await;
-    let mut c = Client::connect_tls(&t, false).await;
-    c.register("doap", "pw").await;
-    c.login_plain("doap", "pw", "r").await;
+    let mut c = support::account(&t, "doap", "r").await;
     let mut features = BTreeSet::new();
     // The server's features and those it answers for an account (XEP-0313 lives there).
     for to in ["localhost", "doap@localhost"] {

@@ -24,9 +24,7 @@ async fn client() -> (support::TestServer, Client) {
         ),
     )
     .await;
-    let mut c = Client::connect_tls(&t, false).await;
-    c.register("ada", "pw").await;
-    c.login_plain("ada", "pw", "r").await;
+    let c = support::account(&t, "ada", "r").await;
     (t, c)
 }
 

@@ -3,22 +3,18 @@
 
 mod support;
 
-use support::{start_with, Client};
+use support::start_with;
 
 #[tokio::test]
 async fn joins_beyond_capacity_are_refused_with_a_text() {
     let t = start_with("", "[http]\ncapacity = 1").await;
-    let mut ada = Client::connect_tls(&t, false).await;
-    ada.register("ada", "pw").await;
-    ada.login_plain("ada", "pw", "r").await;
+    let mut ada = support::account(&t, "ada", "r").await;
     // A join without the MUC extension makes an unlocked instant room at once.
     ada.send("<presence to='one@conference.localhost/Ada'/>").await;
     let me = ada.expect(|e| e.name() == "presence" && e.attr("from") == Some("one@conference.localhost/Ada")).await;
     assert_ne!(me.attr("type"), Some("error"), "{me:?}");
 
-    let mut bob = Client::connect_tls(&t, false).await;
-    bob.register("bob", "pw").await;
-    bob.login_plain("bob", "pw", "r").await;
+    let mut bob = support::account(&t, "bob", "r").await;
     bob.send("<presence to='two@conference.localhost/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
         .await;
     let refused = bob.expect(|e| e.name() == "presence").await;

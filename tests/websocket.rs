@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::routing::get;
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
-use support::{start, Client};
+use support::start;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 async fn ws_endpoint(t: &support::TestServer) -> String {
@@ -74,9 +74,7 @@ const OPEN: &str = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localh
 async fn websocket_client_registers_signs_in_and_chats_with_a_tcp_client() {
     let t = start("").await;
     let url = ws_endpoint(&t).await;
-    let mut tcp = Client::connect_tls(&t, false).await;
-    tcp.register("romeo", "pw").await;
-    tcp.login_plain("romeo", "pw", "tcp").await;
+    let mut tcp = support::account(&t, "romeo", "tcp").await;
     tcp.send("<presence/>").await;
 
     let mut ws = Ws::connect(&url).await;

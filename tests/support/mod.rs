@@ -295,3 +295,11 @@ pub async fn signed_in(t: &TestServer, user: &str) -> Client {
     c.login_plain(user, "secret-pw", "call").await;
     c
 }
+
+/// A new account `user` (password "pw"), signed in over STARTTLS with `resource`.
+pub async fn account(t: &TestServer, user: &str, resource: &str) -> Client {
+    let mut c = Client::connect_tls(t, false).await;
+    c.register(user, "pw").await;
+    c.login_plain(user, "pw", resource).await;
+    c
+}
