@@ -37,12 +37,13 @@ pub fn eligible(msg: &Element) -> bool {
 /// Copy `msg` to `user`'s carbons-enabled resources other than those in `skip`.
 /// `direction` is "sent" or "received".
 pub fn copy(server: &Server, user_bare: &str, msg: &Element, direction: &str, skip: &[&str]) {
-    let targets: Vec<Resource> = server
-        .registry
-        .resources(user_bare)
-        .into_iter()
-        .filter(|r| r.carbons && !skip.contains(&r.resource.as_str()))
-        .collect();
+    copy_to(&server.registry.resources(user_bare), user_bare, msg, direction, skip);
+}
+
+/// [`copy`] with the account's resources already looked up (the routing path has them).
+pub fn copy_to(resources: &[Resource], user_bare: &str, msg: &Element, direction: &str, skip: &[&str]) {
+    let targets: Vec<&Resource> =
+        resources.iter().filter(|r| r.carbons && !skip.contains(&r.resource.as_str())).collect();
     if targets.is_empty() {
         return;
     }
@@ -56,6 +57,6 @@ pub fn copy(server: &Server, user_bare: &str, msg: &Element, direction: &str, sk
             .a("type", msg.attr("type").unwrap_or("normal"))
             .append(wrapped.clone())
             .build();
-        router::send(&r, copy);
+        router::send(r, copy);
     }
 }

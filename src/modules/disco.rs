@@ -53,7 +53,8 @@ pub fn caps_element(contact: &ContactConfig) -> Element {
 }
 
 pub fn info(session: &Session, target: &Target, query: &Element) -> Result<Option<Element>, StanzaError> {
-    let caps_node = format!("{CAPS_NODE}#{}", caps_ver(&session.server.config.contact));
+    // The hash computed once at start (`Server::caps`), not again per query.
+    let caps_node = format!("{CAPS_NODE}#{}", session.server.caps.attr("ver").unwrap_or_default());
     let node = query.attr("node");
     if node.is_some_and(|n| n != caps_node || *target != Target::Server) {
         return Err(StanzaError::item_not_found().with_text("no such node"));

@@ -82,7 +82,7 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
         // RFC 6121 §8.5.3.1: a connected resource gets it, whatever its priority.
         if let Some(r) = resources.iter().find(|r| r.resource == resource.as_str()) {
             if super::carbons::eligible(&msg) {
-                super::carbons::copy(server, &bare, &msg, "received", &[resource.as_str()]);
+                super::carbons::copy_to(&resources, &bare, &msg, "received", &[resource.as_str()]);
             }
             router::send(r, msg);
             return Ok(());
@@ -114,7 +114,7 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
         _ if !targets.is_empty() => {
             let delivered: Vec<&str> = targets.iter().map(|r| r.resource.as_str()).collect();
             if super::carbons::eligible(&msg) {
-                super::carbons::copy(server, &bare, &msg, "received", &delivered);
+                super::carbons::copy_to(&resources, &bare, &msg, "received", &delivered);
             }
             for r in targets {
                 router::send(r, msg.clone());
