@@ -17,15 +17,18 @@
 #                      server also uses the next port for direct TLS)
 #   --baseline FILE    earlier results (JSON lines) to show next to this run's, e.g.
 #                      --servers amphi --baseline bench/results/peers.jsonl
+#   --archive          archive 1:1 messages (XEP-0313) on all three servers; by default none
+#                      of them does (amphi's archive is on in its own default config)
 #
 # Every server gets the same ECDSA P-256 certificate, STARTTLS required, SCRAM-SHA-1 (the
 # strongest mechanism Prosody 0.12's internal_hashed storage supports), 4096 PBKDF2 rounds,
 # internal storage, in-band registration, and no rate limits or shapers, all on 127.0.0.1.
+# Message archiving is configured the same on all three: off, or on with --archive.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SMOKE=0 SERVERS=amphi,prosody,ejabberd WORKLOADS=login,idle,message,muc,presence
-REQUIRE="" WORK="" FRESH=0 PROFILE="" PORTS=5222,15222,25222 BASELINE=""
+REQUIRE="" WORK="" FRESH=0 PROFILE="" PORTS=5222,15222,25222 BASELINE="" ARCHIVE=0
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) SMOKE=1; shift ;;
@@ -37,7 +40,8 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE=$2; shift 2 ;;
     --ports) PORTS=$2; shift 2 ;;
     --baseline) BASELINE=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --archive) ARCHIVE=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -179,6 +183,9 @@ key = "$CERT/key.pem"
 [auth]
 registration = true
 scram_iterations = 4096
+
+[archive]
+enabled = $([ "$ARCHIVE" = 1 ] && echo true || echo false)
 EOF
   "$AMPHI" --config "$d/amphi.toml" serve >"$d/amphi.log" 2>&1 &
   WRAPPER_PID=$! SERVER_PID=$! PORT=$AMPHI_PORT
@@ -197,7 +204,8 @@ log = { warn = "$d/prosody.log" }
 interfaces = { "127.0.0.1" }
 c2s_ports = { $PROSODY_PORT }
 c2s_direct_tls_ports = { $((PROSODY_PORT + 1)) }
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register" }
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register"$([ "$ARCHIVE" = 1 ] && echo ', "mam"') }
+default_archive_policy = true
 modules_disabled = { "s2s" }
 c2s_require_encryption = true
 allow_registration = true
@@ -257,7 +265,7 @@ listen:
     backlog: 128
     shaper: none
     access: c2s
-modules:
+modules:$([ "$ARCHIVE" = 1 ] && printf '\n  mod_mam:\n    default: always\n    db_type: mnesia')
   mod_disco: {}
   mod_offline: {}
   mod_ping: {}

@@ -60,6 +60,32 @@ fn framing() {
         assert_eq!(n, 100);
     });
     report("framing: one chat message parsed", per_batch / 100);
+
+    // An idle session's framer is parked (parser dropped); this is what waking it costs,
+    // on top of parsing the message that woke it.
+    let mut f = Framer::new(XmlLimits::default());
+    f.feed(header.as_bytes());
+    while let Ok(Some(_)) = f.next_event() {}
+    report(
+        "framing: park, wake, one chat message parsed",
+        measure(20_000, || {
+            assert!(f.park());
+            f.feed(MESSAGE.as_bytes());
+            assert!(matches!(f.next_event(), Ok(Some(FramerEvent::Element(_)))));
+            while let Ok(Some(_)) = f.next_event() {}
+        }),
+    );
+    let mut f = Framer::new(XmlLimits::default());
+    f.feed(header.as_bytes());
+    while let Ok(Some(_)) = f.next_event() {}
+    report(
+        "framing: one chat message, framer kept awake",
+        measure(20_000, || {
+            f.feed(MESSAGE.as_bytes());
+            assert!(matches!(f.next_event(), Ok(Some(FramerEvent::Element(_)))));
+            while let Ok(Some(_)) = f.next_event() {}
+        }),
+    );
 }
 
 fn serialising() {

@@ -20,7 +20,7 @@ REQUIREMENTS="$ROOT/tests/integration/requirements.txt"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export AMPHI_BIN="${AMPHI_BIN:-$TARGET_DIR/debug/amphi}"
 export DEBIAN_FRONTEND=noninteractive
-APT_PACKAGES=(prosody ejabberd slapd ldap-utils openssl coturn)
+APT_PACKAGES=(prosody ejabberd slapd ldap-utils openssl coturn janus gcc)
 ALL_PHASES=(fmt clippy test build integration media web conformance bench)
 
 RUN_START=$SECONDS
@@ -121,7 +121,9 @@ conformance() {
 bench() {
     # The benchmark harness at smoke size, so it never rots: every workload against amphi and
     # Prosody (full-size runs: bench/run.sh, results in bench/RESULTS.md).
-    bash "$ROOT/bench/run.sh" --smoke --fresh --servers amphi,prosody
+    bash "$ROOT/bench/run.sh" --smoke --fresh --servers amphi,prosody || return 1
+    # The SFU beside Janus (full size: bench/sfu.sh).
+    bash "$ROOT/bench/sfu.sh" --smoke --amphi "$AMPHI_BIN"
 }
 
 run() {

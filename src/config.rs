@@ -45,6 +45,9 @@ pub struct Config {
     /// Message Archive Management (XEP-0313) for one-to-one chats.
     #[serde(default)]
     pub archive: ArchiveConfig,
+    /// OpenID Connect single sign-on (`[oidc]`, `[[oidc.issuers]]`); see `crate::oidc`.
+    #[serde(default)]
+    pub oidc: OidcConfig,
 }
 
 /// The accounts' own message archives (XEP-0313): chat and normal messages with a body
@@ -221,6 +224,9 @@ pub struct MediaConfig {
     /// The address announced to clients as the ICE host candidate, when it differs from
     /// `listen` (NAT, or listening on 0.0.0.0). An IP ("203.0.113.5") keeps listen's port.
     pub public_address: String,
+    /// ICE-TCP (RFC 6544): one TCP port offered as a `tcptype passive` candidate for
+    /// clients whose network lets no UDP through; unset = UDP only.
+    pub tcp_listen: Option<SocketAddr>,
     /// Video of only the N most recent speakers is forwarded to each participant; 0 = all.
     pub last_n: usize,
     /// Participants in one call.
@@ -250,6 +256,7 @@ impl Default for MediaConfig {
             // servers in one process never collide.
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_address: String::new(),
+            tcp_listen: None,
             last_n: 0,
             max_participants: 100,
         }
@@ -628,6 +635,20 @@ impl Config {
         if self.media.max_participants == 0 {
             return invalid("media.max_participants", "must be at least 1");
         }
+        if let Some(tcp) = self.media.tcp_listen.filter(|a| a.port() != 0) {
+            // Caught here rather than as a bind error naming no key.
+            let clash = |a: &SocketAddr| {
+                a.port() == tcp.port() && (a.ip() == tcp.ip() || a.ip().is_unspecified() || tcp.ip().is_unspecified())
+            };
+            let taken =
+                [&self.c2s.starttls_listen, &self.c2s.direct_tls_listen, &self.http.listen, &self.http.tls_listen];
+            if taken.iter().any(|l| l.iter().any(clash)) {
+                return invalid(
+                    "media.tcp_listen",
+                    "must be a TCP port of its own, not one of c2s or http (\"0.0.0.0:4443\")",
+                );
+            }
+        }
         for (domain, secret) in &self.components.secrets {
             let taken = *domain == self.server.domain || self.muc_domain().as_deref() == Some(domain.as_str());
             if taken || jid::BareJid::new(domain).map(|j| j.node().is_some()).unwrap_or(true) {
@@ -665,7 +686,8 @@ impl Config {
                 );
             }
         }
-        self.validate_auth_backends()
+        self.validate_auth_backends()?;
+        self.validate_oidc()
     }
 
     /// `[upload]` and `[turn]`.
@@ -810,6 +832,159 @@ impl Config {
     }
 }
 
+// ---- OpenID Connect single sign-on (`[oidc]`) -------------------------------------------
+
+/// Single sign-on with OpenID Connect providers (`crate::oidc`): the web client signs in
+/// at one of `issuers`, then gets an amphi token for XMPP (SASL OAUTHBEARER).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// Lifetime of the sign-in tokens amphi issues after a provider's sign-in.
+    #[serde(with = "duration")]
+    pub token_lifetime: Duration,
+    /// The web server's base URL as browsers see it; `<public_url>/sso/callback` is the
+    /// redirect URI to register at each provider. Empty: derived from the first `[http]`
+    /// listener (`http://<server.domain>:<port>`).
+    pub public_url: String,
+    /// The identity providers offered, in this order.
+    pub issuers: Vec<OidcIssuer>,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig { token_lifetime: Duration::from_secs(8 * 3600), public_url: String::new(), issuers: Vec::new() }
+    }
+}
+
+/// One OpenID provider (`[[oidc.issuers]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// URL slug (`/sso/<id>/start`), `[a-z0-9-]+`, unique. Accounts are bound to it.
+    pub id: String,
+    /// Shown in the web client's list of identity providers.
+    pub name: String,
+    /// The issuer identifier; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Sent with `client_secret_basic`; empty: a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret: Secret,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// Claims mapped to the account: its identifier (an XMPP localpart once lowercased),
+    /// display name, mail and groups (empty `claim_groups`: groups are not read).
+    #[serde(default = "default_claim_username")]
+    pub claim_username: String,
+    #[serde(default = "default_claim_name")]
+    pub claim_name: String,
+    #[serde(default = "default_claim_email")]
+    pub claim_email: String,
+    #[serde(default = "default_claim_groups")]
+    pub claim_groups: String,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(String::from).to_vec()
+}
+fn default_claim_username() -> String {
+    "preferred_username".into()
+}
+fn default_claim_name() -> String {
+    "name".into()
+}
+fn default_claim_email() -> String {
+    "email".into()
+}
+fn default_claim_groups() -> String {
+    "groups".into()
+}
+
+/// Whether `url` is `https://…`, or `http://` to a loopback host (test providers only).
+pub fn oidc_url_allowed(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Config {
+    /// `[oidc]` and each `[[oidc.issuers]]`.
+    fn validate_oidc(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        let o = &self.oidc;
+        if o.token_lifetime < Duration::from_secs(60) || o.token_lifetime > Duration::from_secs(30 * 86_400) {
+            return invalid("oidc.token_lifetime", "must be between 60s and 720h (\"8h\" is usual)".into());
+        }
+        let url = o.public_url.trim_end_matches('/');
+        if !url.is_empty()
+            && (!(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#', ' ']))
+        {
+            return invalid(
+                "oidc.public_url",
+                format!("{url:?} is not a base URL: write \"https://chat.example.org\" (no query, no fragment)"),
+            );
+        }
+        if o.issuers.is_empty() {
+            return Ok(());
+        }
+        if url.is_empty() && self.http.listen.is_empty() && self.http.tls_listen.is_empty() {
+            return invalid(
+                "oidc.issuers",
+                "single sign-on comes back through the web server: add an [http] listener or set oidc.public_url"
+                    .into(),
+            );
+        }
+        for (i, p) in o.issuers.iter().enumerate() {
+            let id = &p.id;
+            let slug = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+            if id.is_empty() || id.len() > 64 || !id.chars().all(slug) {
+                return invalid("oidc.issuers.id", format!("{id:?}: use 1 to 64 of a-z, 0-9 and -, e.g. \"agents\""));
+            }
+            if o.issuers[..i].iter().any(|q| q.id == *id) {
+                return invalid("oidc.issuers.id", format!("{id:?} appears twice; each issuer needs its own id"));
+            }
+            if p.name.trim().is_empty() {
+                return invalid("oidc.issuers.name", format!("{id}: give the name people choose in the list"));
+            }
+            if !oidc_url_allowed(&p.issuer) || p.issuer.contains(['?', '#']) {
+                return invalid(
+                    "oidc.issuers.issuer",
+                    format!(
+                        "{id}: {:?} must be an https:// URL (http:// only for a provider on this machine)",
+                        p.issuer
+                    ),
+                );
+            }
+            if p.client_id.is_empty() {
+                return invalid("oidc.issuers.client_id", format!("{id}: the client id registered at the provider"));
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return invalid("oidc.issuers.scopes", format!("{id}: must include \"openid\""));
+            }
+            if p.scopes.iter().any(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"')) {
+                return invalid("oidc.issuers.scopes", format!("{id}: scopes are single words such as \"email\""));
+            }
+            for (key, claim) in [
+                ("oidc.issuers.claim_username", &p.claim_username),
+                ("oidc.issuers.claim_name", &p.claim_name),
+                ("oidc.issuers.claim_email", &p.claim_email),
+            ] {
+                if claim.is_empty() {
+                    return invalid(key, format!("{id}: name the ID token claim to read, e.g. \"name\""));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Durations written as "30s", "5m", "2h" or "500ms".
 mod duration {
     use serde::{Deserialize, Deserializer};
@@ -869,6 +1044,16 @@ mod tests {
     }
 
     #[test]
+    fn media_tcp_listen_is_optional_and_needs_a_port_of_its_own() {
+        let base = "[server]\ndomain='localhost'\n[c2s]\nstarttls_listen=['127.0.0.1:5222']\n[media]\n";
+        assert_eq!(Config::parse("t", base).unwrap().media.tcp_listen, None);
+        let c = Config::parse("t", &format!("{base}tcp_listen='0.0.0.0:4443'\n")).unwrap();
+        assert_eq!(c.media.tcp_listen, Some("0.0.0.0:4443".parse().unwrap()));
+        let err = Config::parse("t", &format!("{base}tcp_listen='0.0.0.0:5222'\n")).unwrap_err().to_string();
+        assert!(err.starts_with("media.tcp_listen"), "{err}");
+    }
+
+    #[test]
     fn http_is_off_by_default_and_validated() {
         let c = Config::parse("t", "[server]\ndomain='localhost'\n").unwrap();
         assert!(c.http.listen.is_empty() && c.http.tls_listen.is_empty());
@@ -917,6 +1102,36 @@ mod tests {
             let err = turn(bad).unwrap_err().to_string();
             assert!(err.starts_with(key), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn oidc_issuers_are_checked_with_key_names() {
+        let base = "[server]\ndomain='localhost'\n[http]\nlisten=['127.0.0.1:0']\n";
+        let issuer =
+            "[[oidc.issuers]]\nid='agents'\nname='Agents'\nissuer='http://127.0.0.1:9001'\nclient_id='amphi'\n";
+        let c = Config::parse("t", &format!("{base}{issuer}")).unwrap();
+        assert_eq!(c.oidc.issuers[0].claim_username, "preferred_username");
+        assert_eq!(c.oidc.token_lifetime, Duration::from_secs(8 * 3600));
+        for (extra, key) in [
+            (issuer.replace("'agents'", "'Agents!'"), "oidc.issuers.id"),
+            (format!("{issuer}{issuer}"), "oidc.issuers.id"),
+            (issuer.replace("http://127.0.0.1:9001", "http://idp.example.org"), "oidc.issuers.issuer"),
+            (issuer.replace("client_id='amphi'", "client_id=''"), "oidc.issuers.client_id"),
+            (format!("{issuer}scopes=['email']\n"), "oidc.issuers.scopes"),
+            (format!("{issuer}colour='red'\n"), "colour"),
+            ("[oidc]\ntoken_lifetime='1s'\n".to_string(), "oidc.token_lifetime"),
+            ("[oidc]\npublic_url='chat.example.org'\n".to_string(), "oidc.public_url"),
+        ] {
+            let err = Config::parse("t", &format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(key), "{extra:?}: {err}");
+        }
+        let example = Config::parse("examples/oidc.toml", include_str!("../examples/oidc.toml")).unwrap();
+        assert_eq!(example.oidc.issuers.len(), 2);
+        assert!(!format!("{:?}", example.oidc).contains("change me"), "Debug hides client secrets");
+        let no_http = Config::parse("t", &format!("[server]\ndomain='localhost'\n{issuer}")).unwrap_err();
+        assert!(no_http.to_string().starts_with("oidc.issuers"), "{no_http}");
+        assert!(oidc_url_allowed("https://idp.example.org") && oidc_url_allowed("http://[::1]:9001/x"));
+        assert!(oidc_url_allowed("http://localhost:9001") && !oidc_url_allowed("http://127.0.0.1.evil.org"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod http;
 pub mod jingle;
 pub mod modules;
 pub mod muc;
+pub mod oidc;
 pub mod roster;
 pub mod router;
 pub mod sasl;

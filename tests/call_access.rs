@@ -191,3 +191,110 @@ async fn a_kick_or_a_lost_connection_ends_the_call_session() {
     assert_eq!(size(), Some(1), "dave left the call once the room noticed he was gone");
     alice.expect(|e| action(e).as_deref() == Some("content-remove")).await;
 }
+
+const COMMANDS: &str = "http://jabber.org/protocol/commands";
+
+/// Run the `end-call` command (XEP-0050) on the call: `execute`, and with a session id
+/// `complete`. Returns the iq's answer.
+async fn end_call(c: &mut Client, id: &str, session: Option<&str>) -> Element {
+    let attrs = match session {
+        Some(s) => format!("action='complete' sessionid='{s}'"),
+        None => "action='execute'".to_string(),
+    };
+    c.send(&format!("<iq type='set' id='{id}' to='{CALL}'><command xmlns='{COMMANDS}' node='end-call' {attrs}/></iq>"))
+        .await;
+    c.expect(|e| e.attr("id") == Some(id)).await
+}
+
+#[tokio::test]
+async fn a_moderator_ends_the_call_for_everyone_and_the_room_stays() {
+    let t = start("").await;
+    let mut alice = signed_in(&t, "alice").await;
+    let mut bob = signed_in(&t, "bob").await;
+    let mut carol = signed_in(&t, "carol").await;
+    let mut dave = signed_in(&t, "dave").await;
+    enter(&mut alice, "alice", true).await; // the owner: a moderator
+    enter(&mut bob, "bob", false).await;
+    enter(&mut carol, "carol", false).await;
+    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
+    assert_eq!(call(&mut bob, CALL, "sb", 222).await.attr("type"), Some("result"));
+    assert_eq!(call(&mut carol, CALL, "sc", 333).await.attr("type"), Some("result"));
+
+    // Only moderators see the command, and only they may run it.
+    let list = |id: &str| {
+        format!(
+            "<iq type='get' id='{id}' to='{CALL}'><query xmlns='http://jabber.org/protocol/disco#items' \
+             node='{COMMANDS}'/></iq>"
+        )
+    };
+    alice.send(&list("l1")).await;
+    assert!(String::from(&alice.expect(|e| e.attr("id") == Some("l1")).await).contains("node='end-call'"));
+    bob.send(&list("l2")).await;
+    assert!(!String::from(&bob.expect(|e| e.attr("id") == Some("l2")).await).contains("end-call"));
+    for (c, who) in [(&mut bob, "a participant"), (&mut dave, "someone outside the room")] {
+        let r = end_call(c, "e1", Some("any")).await;
+        let text = String::from(&r);
+        assert_eq!(r.attr("type"), Some("error"), "{who}: {text}");
+        assert!(text.contains("forbidden") && text.contains("only the moderators of room standup"), "{who}: {text}");
+    }
+    assert_eq!(t.server.focus.as_ref().map(|f| f.call_size("standup")), Some(3));
+
+    // The owner: a confirmation, then everyone's session ends with the moderator's reason.
+    let form = end_call(&mut alice, "e2", None).await;
+    let cmd = form.get_child("command", COMMANDS).expect("a command");
+    assert_eq!(cmd.attr("status"), Some("executing"), "{}", String::from(&form));
+    let session = cmd.attr("sessionid").expect("a session id").to_string();
+    let done = end_call(&mut alice, "e3", Some(&session)).await;
+    assert_eq!(done.get_child("command", COMMANDS).and_then(|c| c.attr("status")), Some("completed"));
+    for c in [&mut alice, &mut bob, &mut carol] {
+        let end = c.expect(|e| action(e).as_deref() == Some("session-terminate")).await;
+        assert_eq!(end.attr("from"), Some(CALL));
+        assert_eq!(reason(&end), ("success".to_string(), "the moderator ended the call".to_string()));
+        let by = jingle(&end)
+            .and_then(|j| j.get_child("reason", JINGLE))
+            .and_then(|r| r.get_child("ended-by-moderator", "urn:amphi:call:0"))
+            .and_then(|m| m.attr("by"));
+        assert_eq!(by, Some(format!("{ROOM}/alice").as_str()));
+    }
+    assert_eq!(t.server.focus.as_ref().map(|f| f.call_size("standup")), Some(0));
+
+    // The room and its chat stay, and a new call can start in it.
+    bob.send(&format!("<message type='groupchat' to='{ROOM}' id='after'><body>still here</body></message>")).await;
+    alice.expect(|e| e.name() == "message" && e.attr("id") == Some("after")).await;
+    assert_eq!(call(&mut bob, CALL, "sb2", 222).await.attr("type"), Some("result"));
+    bob.expect(|e| action(e).as_deref() == Some("session-accept")).await;
+}
+
+#[tokio::test]
+async fn a_participant_the_focus_cannot_reach_is_removed_from_the_call() {
+    let t = start("").await;
+    let mut alice = signed_in(&t, "alice").await;
+    let mut dave = signed_in(&t, "dave").await;
+    enter(&mut alice, "alice", true).await;
+    enter(&mut dave, "dave", false).await;
+    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
+    assert_eq!(call(&mut dave, CALL, "sd", 444).await.attr("type"), Some("result"));
+    alice.expect(|e| action(e).as_deref() == Some("content-add")).await;
+
+    // Dave's connection ends without a word and without any broadcast presence: neither the
+    // room nor the focus hears of it. The next thing the focus has for him (alice's mute,
+    // relayed to her receivers) cannot be delivered, and that takes him out of the call;
+    // no room message is needed.
+    drop(dave);
+    let size = || t.server.focus.as_ref().map(|f| f.call_size("standup"));
+    for i in 0..50 {
+        if size() == Some(1) {
+            break;
+        }
+        alice
+            .send(&format!(
+                "<iq type='set' id='m{i}' to='{CALL}'><jingle xmlns='{JINGLE}' action='session-info' sid='sa'>\
+                 <mute xmlns='urn:xmpp:jingle:apps:rtp:info:1' creator='initiator' name='0'/></jingle></iq>"
+            ))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(size(), Some(1), "dave left the call once the focus could not reach him");
+    let removed = alice.expect(|e| action(e).as_deref() == Some("content-remove")).await;
+    assert_eq!(removed.attr("from"), Some(CALL));
+}

@@ -89,7 +89,9 @@ impl Peer {
 #[tokio::test]
 async fn media_flows_through_the_sfu_thread_over_udp() {
     let (tx, mut events) = tokio::sync::mpsc::channel(64);
-    let sfu = spawn(&SfuConfig { listen: "127.0.0.1:0".parse().unwrap(), public: None, last_n: 0 }, tx).unwrap();
+    let sfu =
+        spawn(&SfuConfig { listen: "127.0.0.1:0".parse().unwrap(), tcp_listen: None, public: None, last_n: 0 }, tx)
+            .unwrap();
     assert_eq!(sfu.candidate.ip().to_string(), "127.0.0.1");
     let mut peers = Vec::new();
     for id in 1..=2u64 {

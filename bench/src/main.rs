@@ -12,6 +12,7 @@ mod ctx;
 mod metrics;
 mod scram;
 mod session;
+mod sfu;
 mod table;
 mod tls;
 mod work;
@@ -81,6 +82,9 @@ enum Cmd {
     Muc(work::muc::MucArgs),
     /// Presence fan-out to rosters of online contacts.
     Presence(work::presence::PresenceArgs),
+    /// SFU forwarding: synthetic WebRTC publishers and subscribers through amphi's focus or
+    /// a Janus VideoRoom (bench/sfu.sh runs both).
+    Sfu(sfu::SfuArgs),
     /// Sign in once with the first account and print how long each step took.
     Probe,
     /// Print the comparison table from result files.
@@ -158,6 +162,7 @@ async fn run(cli: Cli) -> conn::Result<()> {
             Cmd::Message(a) => work::message::run(&ctx, a).await,
             Cmd::Muc(a) => work::muc::run(&ctx, a).await,
             Cmd::Presence(a) => work::presence::run(&ctx, a).await,
+            Cmd::Sfu(a) => sfu::run(&ctx, a).await,
             Cmd::Probe => probe(&ctx).await,
             Cmd::Table { .. } => Ok(()),
         }

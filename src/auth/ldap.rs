@@ -75,6 +75,65 @@ async fn run(cfg: &LdapConfig, user: &str, password: &str) -> Result<Outcome, Fa
     outcome
 }
 
+/// Whether [`look_up`] can read a user's entry without their password: a search (with the
+/// service account, or anonymous), or a direct-bind setup that also has a service account
+/// to read the templated DN with. A direct-bind-only setup can read an entry only while
+/// bound as its user, i.e. at sign-in.
+pub fn can_look_up(cfg: &LdapConfig) -> bool {
+    !cfg.search_base.is_empty() || !cfg.bind_dn.is_empty()
+}
+
+/// What the directory says about `user` now, without their password: the same entry,
+/// attributes and groups a sign-in would record. Space-bound rooms ask this at each join,
+/// so a change in the directory counts at once. `Accepted` means "found"; `Refused` an
+/// ambiguous entry; same budget, connection limit and timeouts as a sign-in.
+pub async fn look_up(cfg: &LdapConfig, user: &str) -> Outcome {
+    if !can_look_up(cfg) {
+        return Outcome::Unavailable("ldap: no service account or search_base to look users up with".into());
+    }
+    let budget = budget(cfg);
+    let run = async {
+        let _slot = CONNECTIONS.acquire().await.map_err(|e| e.to_string())?;
+        let mut ldap = connect(cfg).await?;
+        let outcome = find(&mut ldap, cfg, user).await;
+        let _ = tokio::time::timeout(cfg.timeout, ldap.unbind()).await;
+        outcome
+    };
+    match tokio::time::timeout(budget, run).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(fault)) => Outcome::Unavailable(fault),
+        Err(_) => Outcome::Unavailable(format!("{} did not answer a lookup within {budget:?}", cfg.url)),
+    }
+}
+
+/// The lookup itself, bound as the service account (or anonymous for a search).
+async fn find(ldap: &mut Ldap, cfg: &LdapConfig, user: &str) -> Result<Outcome, Fault> {
+    let attrs = wanted_attributes(cfg);
+    service_bind(ldap, cfg).await?;
+    let mut found = if !cfg.bind_dn_template.is_empty() {
+        let dn = expand(&cfg.bind_dn_template, &[("user", user)], escape_dn_value);
+        search(ldap, cfg, &dn, Scope::Base, "(objectClass=*)", &attrs, 1).await?
+    } else {
+        let filter = expand(&cfg.search_filter, &[("user", user)], escape_filter_value);
+        search(ldap, cfg, &cfg.search_base, scope(cfg), &filter, &attrs, 2).await?
+    };
+    if found.len() > 1 {
+        return Ok(Outcome::Refused("several directory entries match"));
+    }
+    match found.pop() {
+        Some(entry) => describe(ldap, cfg, user, entry).await,
+        None => Ok(Outcome::Unknown),
+    }
+}
+
+fn scope(cfg: &LdapConfig) -> Scope {
+    match cfg.search_scope {
+        LdapScope::Base => Scope::Base,
+        LdapScope::One => Scope::OneLevel,
+        LdapScope::Sub => Scope::Subtree,
+    }
+}
+
 async fn connect(cfg: &LdapConfig) -> Result<Ldap, Fault> {
     let mut settings = LdapConnSettings::new().set_conn_timeout(cfg.connect_timeout).set_starttls(cfg.starttls);
     if let Some(ca) = &cfg.ca_file {
@@ -130,12 +189,7 @@ async fn sign_in(ldap: &mut Ldap, cfg: &LdapConfig, user: &str, password: &str) 
     } else {
         service_bind(ldap, cfg).await?;
         let filter = expand(&cfg.search_filter, &[("user", user)], escape_filter_value);
-        let scope = match cfg.search_scope {
-            LdapScope::Base => Scope::Base,
-            LdapScope::One => Scope::OneLevel,
-            LdapScope::Sub => Scope::Subtree,
-        };
-        let mut found = search(ldap, cfg, &cfg.search_base, scope, &filter, &attrs, 2).await?;
+        let mut found = search(ldap, cfg, &cfg.search_base, scope(cfg), &filter, &attrs, 2).await?;
         if found.len() > 1 {
             tracing::warn!(%user, %filter, "ldap.search_filter matches more than one entry: refusing the sign-in");
             return Ok(Outcome::Refused("several directory entries match"));
@@ -146,6 +200,12 @@ async fn sign_in(ldap: &mut Ldap, cfg: &LdapConfig, user: &str, password: &str) 
         }
         entry
     };
+    describe(ldap, cfg, user, entry).await
+}
+
+/// The directory's answer about a user whose entry was found: the identifier check, the
+/// attributes kept, and the groups (`memberOf` and/or a group search).
+async fn describe(ldap: &mut Ldap, cfg: &LdapConfig, user: &str, entry: SearchEntry) -> Result<Outcome, Fault> {
     let identifiers = values(&entry, &cfg.identifier_attribute);
     if !identifiers.is_empty()
         && !identifiers.iter().any(|v| crate::sasl::normalize_username(v).as_deref() == Some(user))
@@ -156,6 +216,7 @@ async fn sign_in(ldap: &mut Ldap, cfg: &LdapConfig, user: &str, password: &str) 
     }
     let mut result = DirectoryEntry {
         dn: entry.dn.clone(),
+        from_ldap: true,
         mail: values(&entry, &cfg.mail_attribute).into_iter().next(),
         display_name: values(&entry, &cfg.display_name_attribute).into_iter().next(),
         profile: cfg.profile_attributes.iter().map(|a| (a.clone(), values(&entry, a))).collect::<BTreeMap<_, _>>(),

@@ -42,6 +42,54 @@ pub struct DirectoryEntry {
     pub group_dns: Vec<String>,
     /// Values of `ldap.profile_attributes`, by attribute name as configured.
     pub profile: BTreeMap<String, Vec<String>>,
+    /// Written by the LDAP backend. Space-bound rooms ask the directory again for such a
+    /// user at each join (this record may be stale); an entry another backend wrote (single
+    /// sign-on claims) is what rooms go by until that user signs in again.
+    #[serde(default)]
+    pub from_ldap: bool,
+}
+
+/// A user's directory entry as a space-bound room needs it at join time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Current {
+    /// Read from the directory just now.
+    Fresh(DirectoryEntry),
+    /// Recorded at the last sign-in: single sign-on users, and LDAP users when the
+    /// directory cannot be searched without the user's password (direct bind only).
+    Recorded(DirectoryEntry),
+    /// No entry: an internal account, or an LDAP user the directory no longer has.
+    None,
+    /// The directory could not answer; the text is for the logs.
+    Unavailable(String),
+}
+
+/// The entry rooms decide with (see [`Current`]). A user last signed in through LDAP is
+/// looked up again, so a group change in the directory counts at the next join without a
+/// restart or a new sign-in; the fresh answer also refreshes the record.
+pub async fn current_entry(config: &Config, store: &Store, user: &str) -> Current {
+    if Guests::is_guest(user) {
+        return Current::None;
+    }
+    let recorded = directory_entry(store, user);
+    let ldap_configured = config.auth.backends.contains(&AuthBackend::Ldap);
+    match recorded {
+        Some(entry) if entry.from_ldap && ldap_configured && ldap::can_look_up(&config.ldap) => {
+            match ldap::look_up(&config.ldap, user).await {
+                ldap::Outcome::Accepted(fresh) => {
+                    record(store, user, &fresh).await;
+                    Current::Fresh(fresh)
+                }
+                ldap::Outcome::Refused(why) => {
+                    tracing::warn!(%user, "directory lookup for a room: {why}");
+                    Current::None
+                }
+                ldap::Outcome::Unknown => Current::None,
+                ldap::Outcome::Unavailable(why) => Current::Unavailable(why),
+            }
+        }
+        Some(entry) => Current::Recorded(entry),
+        None => Current::None,
+    }
 }
 
 /// Whether any backend other than the internal accounts is configured.
@@ -249,6 +297,30 @@ mod tests {
         let store = Store::temporary().unwrap();
         // Unavailable would mean a connection was attempted.
         assert_eq!(verify(&config("['ldap']"), &store, "agent", "").await, Verdict::Reject);
+    }
+
+    #[tokio::test]
+    async fn current_entry_asks_the_directory_only_for_ldap_users_it_can_search() {
+        let store = Store::temporary().unwrap();
+        let ldap_user = DirectoryEntry { dn: "uid=a,dc=x".into(), from_ldap: true, ..Default::default() };
+        let sso_user = DirectoryEntry { groups: vec!["g".into()], ..Default::default() };
+        record(&store, "a", &ldap_user).await;
+        record(&store, "s", &sso_user).await;
+        // Direct bind without a service account: the entry recorded at the last sign-in.
+        let direct = config("['internal', 'ldap']");
+        assert_eq!(current_entry(&direct, &store, "a").await, Current::Recorded(ldap_user.clone()));
+        assert_eq!(current_entry(&direct, &store, "s").await, Current::Recorded(sso_user.clone()));
+        assert_eq!(current_entry(&direct, &store, "nobody").await, Current::None);
+        assert_eq!(current_entry(&direct, &store, "guest-x").await, Current::None);
+        // With a service account the directory is asked, here a dead one: unavailable,
+        // quickly, and never the stale record. Single sign-on users are not affected.
+        let mut search = direct.clone();
+        search.ldap.bind_dn_template.clear();
+        search.ldap.search_base = "dc=x".into();
+        let started = std::time::Instant::now();
+        assert!(matches!(current_entry(&search, &store, "a").await, Current::Unavailable(_)));
+        assert!(started.elapsed() < ldap::budget(&search.ldap));
+        assert_eq!(current_entry(&search, &store, "s").await, Current::Recorded(sso_user));
     }
 
     #[tokio::test]

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::future::Future;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::Poll;
 
 use minidom::Element;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 
@@ -41,26 +44,36 @@ pub(crate) trait Transport: Send {
 /// A byte stream: TCP or TLS over TCP.
 pub(crate) struct ByteStream<S> {
     pub io: S,
-    buf: Vec<u8>,
 }
 
 impl<S> ByteStream<S> {
     pub fn new(io: S) -> Self {
-        // Small on purpose: idle sessions dominate memory; a large stanza just takes a few
-        // more reads.
-        ByteStream { io, buf: vec![0u8; 4096] }
+        ByteStream { io }
     }
 }
 
+/// Bytes taken per read: one full TLS record's plaintext.
+const READ_CHUNK: usize = 16 * 1024;
+
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for ByteStream<S> {
     async fn recv(&mut self, framer: &mut Framer) -> bool {
-        match self.io.read(&mut self.buf).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                framer.feed(&self.buf[..n]);
-                true
+        // Read through a buffer on the stack of one poll, not one kept in the connection:
+        // idle sessions dominate memory, and a waiting read would otherwise hold a buffer
+        // for every one of them. The bytes go straight on to the framer.
+        std::future::poll_fn(|cx| {
+            let mut stack = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut stack);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(_)) => Poll::Ready(false),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(false),
+                Poll::Ready(Ok(())) => {
+                    framer.feed(buf.filled());
+                    Poll::Ready(true)
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn send(&mut self, pieces: Vec<Vec<u8>>) -> bool {
@@ -92,6 +105,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How long a write to a client may block before the client is considered gone.
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A bound session that sent nothing for this long gives back its parser and buffers
+/// (see [`Framer::park`]); most sessions are idle most of the time. Short, so that a
+/// crowd of sessions signing in does not hold thousands of parsers at once; not zero,
+/// because waking a parked framer costs about 2 µs, which a busy session should not pay
+/// on every read.
+const PARK_AFTER: Duration = Duration::from_millis(100);
+/// Queued stanzas taken together into one write (one TLS record, one system call).
+const COALESCE: usize = 64;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub async fn accept_loop(server: Arc<Server>, listener: TcpListener, direct_tls: bool) {
@@ -135,22 +156,37 @@ async fn handle(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr, direct_tl
     let mut conn = Connection::new(server, peer, id, settings, Framing::Stream);
     tracing::debug!(%peer, id, direct_tls, "connection");
     let acceptor = tokio_rustls::TlsAcceptor::from(conn.server.tls.server_config.clone());
+    // A task is as large as its largest state, and holds that for the connection's whole
+    // life. So the handshake and each phase run boxed, and the TLS stream (1.2 KiB) is
+    // boxed so that no state keeps a copy of it: the task that waits on an idle session
+    // shrinks from 5.6 KiB to the `Connection` and a few pointers.
     let tcp = if direct_tls {
         tcp
     } else {
         let mut plain = ByteStream::new(tcp);
-        match conn.drive(&mut plain).await {
+        match Box::pin(conn.drive(&mut plain)).await {
             Exit::StartTls => plain.io,
             Exit::Closed => return conn.finish().await,
         }
     };
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => {
-            conn.tls_established(&tls);
-            conn.drive(&mut ByteStream::new(tls)).await;
+    let tls = {
+        let handshake = Box::pin(tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))).await;
+        match handshake {
+            Ok(Ok(tls)) => Some(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
         }
-        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    };
+    if let Some(tls) = tls {
+        conn.tls_established(&tls);
+        let mut io = ByteStream::new(tls);
+        Box::pin(conn.drive(&mut io)).await;
     }
     conn.finish().await;
 }
@@ -190,6 +226,7 @@ pub(crate) fn settings(server: &Server, starttls_available: bool) -> Settings {
         starttls_available,
         max_auth_attempts: 5,
         caps: Some(server.caps.clone()),
+        oauthbearer: !server.config.oidc.issuers.is_empty(),
     }
 }
 
@@ -232,10 +269,15 @@ impl Connection {
     }
 
     /// The connection is over: leave as a session must (presence, unbind).
-    pub async fn finish(self) {
-        let (peer, id) = (self.peer, self.id);
-        self.end_session().await;
-        tracing::debug!(%peer, id, "connection closed");
+    ///
+    /// Boxed: leaving runs the presence and roster machinery, a future of about 5 KiB
+    /// that every connection task would otherwise carry (idle) from its start.
+    pub fn finish(self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let (peer, id) = (self.peer, self.id);
+            self.end_session().await;
+            tracing::debug!(%peer, id, "connection closed");
+        })
     }
 
     pub(super) fn push(&mut self, el: &Element) {
@@ -272,6 +314,8 @@ impl Connection {
         // When the client last sent anything, and whether we are waiting for a ping reply.
         let mut last_read = tokio::time::Instant::now();
         let mut pinged = false;
+        // Parking was tried since the last read (it fails in the middle of an element).
+        let mut park_tried = false;
         loop {
             if !self.out.is_empty() && !io.send(std::mem::take(&mut self.out)).await {
                 self.dropped = true;
@@ -284,6 +328,7 @@ impl Connection {
             let authenticated = self.negotiation.is_authenticated();
             let bound = self.rx.is_some();
             let idle_deadline = last_read + if pinged { ping_interval + ping_timeout } else { ping_interval };
+            let park_at = (!park_tried).then_some(last_read + PARK_AFTER).filter(|p| *p < idle_deadline);
             tokio::select! {
                 alive = io.recv(&mut self.framer) => {
                     if !alive {
@@ -292,17 +337,16 @@ impl Connection {
                     }
                     last_read = tokio::time::Instant::now();
                     pinged = false;
-                    if self.process_input().await {
+                    park_tried = false;
+                    // Boxed: handling a stanza is a deep chain of futures that an idle
+                    // connection (the common case) should not carry in its task.
+                    if Box::pin(self.process_input()).await {
                         // <proceed/> must reach the client before the handshake.
                         let out = std::mem::take(&mut self.out);
                         return if io.send(out).await { Exit::StartTls } else { Exit::Closed };
                     }
                 },
-                msg = recv(&mut self.rx) => match msg {
-                    Some(Outbound::Stanza(el)) => self.push(&el),
-                    Some(Outbound::Close(err)) => self.close(Some(err)),
-                    None => self.rx = None,
-                },
+                msg = recv(&mut self.rx) => self.outbound(msg),
                 _ = notified(&self.takeover) => {
                     // A new connection resumes this session: hand it over now.
                     self.dropped = true;
@@ -314,8 +358,11 @@ impl Connection {
                 _ = tokio::time::sleep_until(self.auth_deadline), if !authenticated => {
                     self.close(Some(StreamError::new(StreamCondition::ConnectionTimeout, "no authentication in time; connect again and sign in promptly")));
                 }
-                _ = tokio::time::sleep_until(idle_deadline), if bound => {
-                    if pinged {
+                _ = tokio::time::sleep_until(park_at.unwrap_or(idle_deadline)), if bound => {
+                    if park_at.is_some() {
+                        park_tried = true;
+                        self.park();
+                    } else if pinged {
                         // Silent connections are usually dead ones: keep a resumable session.
                         self.dropped = true;
                         self.close(Some(StreamError::new(StreamCondition::ConnectionTimeout, "no answer to the server's ping")));
@@ -329,6 +376,38 @@ impl Connection {
                     self.close(Some(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down")));
                 }
             }
+        }
+    }
+
+    /// Queue what the router delivered, with whatever else is already waiting (up to
+    /// [`COALESCE`] stanzas), so that a burst goes out in one write.
+    fn outbound(&mut self, first: Option<Outbound>) {
+        let mut next = first;
+        for taken in 1.. {
+            match next {
+                Some(Outbound::Stanza(el)) => self.push(&el),
+                Some(Outbound::Close(err)) => return self.close(Some(*err)),
+                None => {
+                    self.rx = None;
+                    return;
+                }
+            }
+            if self.closing || taken == COALESCE {
+                return;
+            }
+            next = match self.rx.as_mut().map(mpsc::Receiver::try_recv) {
+                Some(Ok(more)) => Some(more),
+                _ => return,
+            };
+        }
+    }
+
+    /// An idle session gives back its parser and the capacity of its buffers.
+    fn park(&mut self) {
+        self.framer.park();
+        self.out = Vec::new();
+        if let Some(session) = self.session.as_mut() {
+            session.out = Vec::new();
         }
     }
 
@@ -410,6 +489,25 @@ impl Connection {
                         Some(secs) => Input::AuthThrottled(format!("too many failed sign-ins; try again in {secs} s")),
                         None => self.check(&user).await,
                     };
+                    self.negotiation.handle_input(input);
+                }
+                Output::CheckToken(token) => {
+                    // Single sign-on token (SASL OAUTHBEARER): only the address can be
+                    // throttled, the account being unknown until the token is found.
+                    let input =
+                        match self.server.auth_failures_by_ip.blocked(&self.peer.ip().to_string(), Instant::now()) {
+                            Some(secs) => {
+                                Input::AuthThrottled(format!("too many failed sign-ins; try again in {secs} s"))
+                            }
+                            None => Input::TokenOwner(
+                                crate::oidc::tokens::lookup(&self.server.store, &token.0, crate::stanza::now_secs())
+                                    .unwrap_or_else(|e| {
+                                        tracing::error!("reading sign-in tokens: {e}");
+                                        None
+                                    })
+                                    .map(|r| r.user),
+                            ),
+                        };
                     self.negotiation.handle_input(input);
                 }
                 Output::Register { username, password } => {
@@ -537,6 +635,10 @@ impl Connection {
         if crate::guests::Guests::is_guest(username) {
             return Err(StanzaError::not_acceptable().with_text("names starting with \"guest-\" are reserved"));
         }
+        // A directory or single sign-on user's name must not become a password account.
+        if crate::accounts::exists(&self.server.store, username) {
+            return Err(StanzaError::conflict().with_text("this username is taken"));
+        }
         match crate::accounts::create(&self.server.store, username, password, self.server.config.auth.scram_iterations)
             .await
         {
@@ -614,4 +716,26 @@ fn start_virtual_stream(framer: &mut Framer) {
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn with these arguments returns.
+    fn future_size<F, Fut>(_: &F) -> usize
+    where
+        F: Fn(Arc<Server>, TcpStream, SocketAddr, bool) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every connected session is one task holding this future: idle memory per session
+    /// starts here. Handling a stanza is boxed so it does not count.
+    #[test]
+    fn connection_task_stays_small() {
+        let size = future_size(&handle);
+        eprintln!("connection task future: {size} bytes");
+        assert!(size < 2 * 1024, "connection future grew to {size} bytes");
+    }
 }

@@ -26,6 +26,8 @@ pub struct Settings {
     pub max_auth_attempts: u32,
     /// XEP-0115 `<c/>` of the server, added to every features element.
     pub caps: Option<Element>,
+    /// Offer SASL OAUTHBEARER (single sign-on tokens) on encrypted streams.
+    pub oauthbearer: bool,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,8 @@ pub enum Input {
     /// An external backend's verdict on the PLAIN password (see `plain_password`);
     /// `Err` when the backend is unreachable.
     PlainVerdict(Result<bool, String>),
+    /// Answer to [`Output::CheckToken`]: the token's account, `None` if it signs in nobody.
+    TokenOwner(Option<String>),
 }
 
 #[derive(Debug)]
@@ -62,6 +66,8 @@ pub enum Output {
     /// Close the stream, with an error if there is one.
     Close(Option<StreamError>),
     NeedCredentials(String),
+    /// OAUTHBEARER: which account does this token sign in? Answer with [`Input::TokenOwner`].
+    CheckToken(sasl::oauthbearer::BearerToken),
     /// In-band registration (XEP-0077) before authentication.
     Register {
         username: String,
@@ -173,6 +179,12 @@ impl Negotiation {
                     self.sasl_step(s, step);
                 }
             }
+            Input::TokenOwner(owner) => {
+                if let Some(mut s) = self.sasl.take() {
+                    let step = s.token_owner(owner, &self.settings.domain);
+                    self.sasl_step(s, step);
+                }
+            }
             Input::AuthThrottled(text) => {
                 self.sasl = None;
                 self.sasl_failure(sasl::Failure::TemporaryAuthFailure, Some(&text));
@@ -236,6 +248,7 @@ impl Negotiation {
             .into_iter()
             .filter(|m| match m {
                 Mechanism::Plain => self.secure,
+                Mechanism::OAuthBearer => self.secure && self.settings.oauthbearer,
                 m if m.is_plus() => self.secure && !self.bindings.types().is_empty(),
                 _ => true,
             })
@@ -400,6 +413,10 @@ impl Negotiation {
                 self.sasl = Some(session);
                 self.out.push_back(Output::NeedCredentials(user));
             }
+            Step::NeedToken(token) => {
+                self.sasl = Some(session);
+                self.out.push_back(Output::CheckToken(token));
+            }
             Step::Success { username, additional } => {
                 let mut success = Element::builder("success", ns::SASL);
                 if !additional.is_empty() {
@@ -414,7 +431,7 @@ impl Negotiation {
             Step::Failure { failure, username } => {
                 self.out.push_back(Output::AuthFailed {
                     username: username.or_else(|| self.username.take()),
-                    scram: session.mechanism() != Mechanism::Plain,
+                    scram: session.mechanism().is_scram(),
                     wrong_credentials: failure == sasl::Failure::NotAuthorized,
                 });
                 self.sasl_failure(failure, None);
@@ -522,6 +539,7 @@ mod tests {
             starttls_available: true,
             max_auth_attempts: 3,
             caps: None,
+            oauthbearer: true,
         }
     }
 
@@ -588,6 +606,35 @@ mod tests {
         assert!(matches!(&out[2], Output::Authenticated(u) if u == "juliet"));
         let out = open(&mut n, "localhost");
         assert!(xml(&out[1]).contains("urn:ietf:params:xml:ns:xmpp-bind"));
+    }
+
+    #[test]
+    fn oauthbearer_only_on_encrypted_streams_and_the_error_dance() {
+        let mut n = Negotiation::new(settings(), "id".into());
+        n.handle_input(Input::TlsEstablished(ChannelBindings::default()));
+        assert!(xml(&open(&mut n, "localhost")[1]).contains("OAUTHBEARER"));
+        let mut plain = Negotiation::new(Settings { require_encryption: false, ..settings() }, "id".into());
+        assert!(!xml(&open(&mut plain, "localhost")[1]).contains("OAUTHBEARER"), "not before TLS");
+        let mut off = Negotiation::new(Settings { oauthbearer: false, ..settings() }, "id".into());
+        off.handle_input(Input::TlsEstablished(ChannelBindings::default()));
+        assert!(!xml(&open(&mut off, "localhost")[1]).contains("OAUTHBEARER"), "no issuers configured");
+        // n,,^Aauth=Bearer bad^A^A
+        let out = feed(&mut n, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='OAUTHBEARER'>biwsAWF1dGg9QmVhcmVyIGJhZAEB</auth>");
+        assert!(matches!(&out[0], Output::CheckToken(t) if t.0 == "bad"));
+        n.handle_input(Input::TokenOwner(None));
+        let out: Vec<_> = std::iter::from_fn(|| n.poll_output()).collect();
+        assert!(
+            xml(&out[0]).contains("<challenge") && xml(&out[0]).contains(&B64.encode(br#"{"status":"invalid_token"}"#))
+        );
+        let out = feed(&mut n, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AQ==</response>");
+        assert!(matches!(out[0], Output::AuthFailed { wrong_credentials: true, scram: false, .. }));
+        assert!(xml(&out[1]).contains("not-authorized"));
+        let out = feed(&mut n, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='OAUTHBEARER'>biwsAWF1dGg9QmVhcmVyIGJhZAEB</auth>");
+        assert!(matches!(&out[0], Output::CheckToken(_)));
+        n.handle_input(Input::TokenOwner(Some("alice".into())));
+        let out: Vec<_> = std::iter::from_fn(|| n.poll_output()).collect();
+        assert!(xml(&out[0]).contains("<success"));
+        assert!(matches!(&out[2], Output::Authenticated(u) if u == "alice"));
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl Connection {
                 let mut unacked = sm.map(|mut sm| sm.take_unacked()).unwrap_or_default();
                 if let Some(mut rx) = rx {
                     while let Ok(Outbound::Stanza(el)) = rx.try_recv() {
-                        unacked.push(el);
+                        unacked.push(*el);
                     }
                 }
                 reroute(&session, unacked).await;
@@ -285,7 +285,7 @@ async fn end_detached(mut d: Detached) {
     d.session.close().await;
     let mut pending = d.sm.take_unacked();
     while let Ok(Outbound::Stanza(el)) = d.rx.try_recv() {
-        pending.push(el);
+        pending.push(*el);
     }
     reroute(&d.session, pending).await;
 }

@@ -17,11 +17,13 @@ use crate::jingle::{ns, Action, Content, IceTransport, Jingle, Media, RtpDescrip
 use crate::sfu::{Command, Event, JoinSpec, ParticipantId, TrackSpec};
 use crate::xml::AttrExt;
 
+mod end_call;
 mod moderation;
 mod offer;
 mod rooms;
 mod streams;
 
+pub use end_call::{END_CALL, NS_CALL, NS_COMMANDS};
 use offer::Offer;
 pub use rooms::{Membership, RoomOccupant, Rooms};
 
@@ -40,6 +42,8 @@ pub struct FocusInfo {
     pub domain: String,
     /// The SFU's ICE host candidate.
     pub candidate: SocketAddr,
+    /// Its ICE-TCP passive candidate, when `[media] tcp_listen` is set.
+    pub tcp_candidate: Option<SocketAddr>,
     /// The SFU's DTLS certificate fingerprint (hash name, digest).
     pub fingerprint: (String, Vec<u8>),
     pub max_participants: usize,
@@ -89,7 +93,8 @@ struct Participant {
 
 impl Participant {
     fn transport(&self, info: &FocusInfo) -> IceTransport {
-        negotiate::focus_transport(&self.ufrag, &self.pwd, &info.fingerprint, self.setup, info.candidate)
+        let (udp, tcp) = (info.candidate, info.tcp_candidate);
+        negotiate::focus_transport(&self.ufrag, &self.pwd, &info.fingerprint, self.setup, udp, tcp)
     }
 
     fn owner_uri(&self) -> String {
@@ -152,7 +157,10 @@ impl Conferences {
         }
         let (Some(from), Some(to)) = (iq.attr("from"), iq.attr("to")) else { return Vec::new() };
         if ty == "get" {
-            return vec![self.query(iq, to)];
+            return vec![self.query(iq, from, to)];
+        }
+        if let Some(cmd) = iq.get_child("command", NS_COMMANDS) {
+            return self.command(iq, from, to, cmd);
         }
         let Some(el) = iq.get_child("jingle", ns::JINGLE) else {
             return vec![error(iq, StanzaError::service_unavailable(), None)];
@@ -201,13 +209,19 @@ impl Conferences {
     }
 
     /// An iq get: service discovery of the focus or a call.
-    fn query(&self, iq: &Element, to: &str) -> Output {
+    fn query(&self, iq: &Element, from: &str, to: &str) -> Output {
         let call = to.split_once('@').map(|(node, _)| node);
         let Some(q) = iq.children().next() else {
             return error(iq, StanzaError::bad_request(), None);
         };
         let payload = match (q.ns().as_str(), q.name()) {
-            (crate::xml::ns::DISCO_INFO, "query") => super::disco::info(call, q.attr("node")),
+            (crate::xml::ns::DISCO_INFO, "query") => {
+                let size = self.call_of(to).map(|c| self.call_size(&c));
+                super::disco::info(call, q.attr("node"), size)
+            }
+            (crate::xml::ns::DISCO_ITEMS, "query") if q.attr("node") == Some(NS_COMMANDS) => {
+                super::disco::command_list(self.command_items(from, to))
+            }
             (crate::xml::ns::DISCO_ITEMS, "query") if call.is_none() => {
                 let mut calls: Vec<String> = self.calls.keys().cloned().collect();
                 calls.sort();

@@ -56,11 +56,17 @@ impl FocusService {
         let Some(domain) = config.focus_domain() else { return Ok(None) };
         let public = config.media.public_ip().ok().flatten();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let sfu_config = SfuConfig { listen: config.media.listen, public, last_n: config.media.last_n };
+        let sfu_config = SfuConfig {
+            listen: config.media.listen,
+            tcp_listen: config.media.tcp_listen,
+            public,
+            last_n: config.media.last_n,
+        };
         let sfu = crate::sfu::spawn(&sfu_config, tx)?;
         let info = FocusInfo {
             domain: domain.clone(),
             candidate: sfu.candidate,
+            tcp_candidate: sfu.tcp_candidate,
             fingerprint: sfu.fingerprint.clone(),
             max_participants: config.media.max_participants,
         };
@@ -124,12 +130,23 @@ impl FocusService {
     }
 
     /// Send the stanzas (when the server is known) and pass the commands to the SFU.
+    ///
+    /// A participant the server can no longer deliver to has left the call: its session
+    /// ended without an unavailable presence reaching the focus or the room (a connection
+    /// that dropped before the session sent any broadcast presence). Its streams are
+    /// removed at the others at once, rather than when the SFU misses its media.
     fn carry_out(&self, server: Option<&Arc<Server>>, out: Vec<Output>) {
+        let mut unreachable: Vec<String> = Vec::new();
         for o in out {
             match (o, server) {
                 (Output::Send(el), Some(server)) => {
                     if let Ok(Some(to)) = crate::stanza::to(&el) {
-                        crate::modules::message::deliver_to_resource(server, &to, el);
+                        let name = to.to_string();
+                        if !crate::modules::message::deliver_to_resource(server, &to, el)
+                            && !unreachable.contains(&name)
+                        {
+                            unreachable.push(name);
+                        }
                     }
                 }
                 (Output::Send(_), None) => {}
@@ -138,6 +155,15 @@ impl FocusService {
                         tracing::warn!("the SFU is not keeping up with commands; one was dropped");
                     }
                 }
+            }
+        }
+        // Each round only sends to those still in a call, so this ends when nobody is left
+        // unreachable.
+        for jid in unreachable {
+            let out = self.state().resource_gone(&jid);
+            if !out.is_empty() {
+                tracing::debug!(%jid, "a call participant is unreachable: removed from its call");
+                self.carry_out(server, out);
             }
         }
     }

@@ -88,32 +88,51 @@ pub fn track(content: &Content, d: &RtpDescription) -> Option<TrackSpec> {
     Some(TrackSpec { mid: content.name.clone(), audio, ssrc: src.ssrc, rtx: d.rtx_of(src.ssrc), layers: Vec::new() })
 }
 
-/// The focus's transport: its ICE credentials, certificate and one host candidate.
+/// The focus's transport: its ICE credentials, certificate, its UDP host candidate and,
+/// when ICE-TCP is on, a `tcptype passive` TCP host candidate (RFC 6544) for clients
+/// whose network lets no UDP through.
 pub fn focus_transport(
     ufrag: &str,
     pwd: &str,
     fp: &(String, Vec<u8>),
     setup: &str,
     addr: std::net::SocketAddr,
+    tcp: Option<std::net::SocketAddr>,
 ) -> IceTransport {
+    let mut candidates = vec![Candidate {
+        component: 1,
+        foundation: "1".into(),
+        generation: 0,
+        id: "sfu1".into(),
+        ip: addr.ip(),
+        port: addr.port(),
+        // RFC 8445 §5.1.2.1 host candidate priority for component 1.
+        priority: 2_130_706_431,
+        protocol: "udp".into(),
+        kind: "host".into(),
+        rel_addr: None,
+        rel_port: None,
+        tcptype: None,
+    }];
+    if let Some(tcp) = tcp {
+        candidates.push(Candidate {
+            foundation: "2".into(),
+            id: "sfu2".into(),
+            ip: tcp.ip(),
+            port: tcp.port(),
+            // RFC 6544 §4.2: type preference below UDP's host (90 < 126), direction
+            // preference 4 for a passive host candidate, component 1.
+            priority: 90 * (1 << 24) + ((4 << 13) + 8191) * (1 << 8) + 255,
+            protocol: "tcp".into(),
+            tcptype: Some("passive".into()),
+            ..candidates[0].clone()
+        });
+    }
     IceTransport {
         ufrag: Some(ufrag.into()),
         pwd: Some(pwd.into()),
         fingerprint: Some(Fingerprint { hash: fp.0.clone(), setup: setup.into(), value: fp.1.clone() }),
-        candidates: vec![Candidate {
-            component: 1,
-            foundation: "1".into(),
-            generation: 0,
-            id: "sfu1".into(),
-            ip: addr.ip(),
-            port: addr.port(),
-            // RFC 8445 §5.1.2.1 host candidate priority for component 1.
-            priority: 2_130_706_431,
-            protocol: "udp".into(),
-            kind: "host".into(),
-            rel_addr: None,
-            rel_port: None,
-        }],
+        candidates,
     }
 }
 
@@ -166,4 +185,38 @@ pub fn forwarded_content(
 /// Extensions of an accepted description, as the SFU's (id, URI) pairs.
 pub fn extension_specs(d: &RtpDescription) -> Vec<(u8, String)> {
     d.hdrexts.iter().map(|HdrExt { id, uri }| (*id, uri.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jingle::{Action, Jingle};
+
+    #[test]
+    fn the_transport_offers_a_passive_tcp_candidate_below_udp_when_tcp_is_on() {
+        let fp = ("sha-256".to_string(), vec![1, 2]);
+        let udp = "192.0.2.1:10000".parse().unwrap();
+        let only_udp = focus_transport("u", "p", &fp, "passive", udp, None);
+        assert_eq!(only_udp.candidates.len(), 1);
+        let both = focus_transport("u", "p", &fp, "passive", udp, Some("192.0.2.1:4443".parse().unwrap()));
+        let tcp = &both.candidates[1];
+        assert_eq!((tcp.protocol.as_str(), tcp.port, tcp.tcptype.as_deref()), ("tcp", 4443, Some("passive")));
+        assert!(tcp.priority < both.candidates[0].priority, "UDP is preferred");
+        assert_eq!(tcp.to_sdp(), format!("candidate:2 1 tcp {} 192.0.2.1 4443 typ host tcptype passive", tcp.priority));
+        // Jingle keeps the attribute both ways.
+        let j = Jingle {
+            action: Some(Action::SessionAccept),
+            sid: "s".into(),
+            contents: vec![Content {
+                creator: Creator::Initiator,
+                name: "0".into(),
+                senders: Senders::Both,
+                description: None,
+                transport: Some(both.clone()),
+            }],
+            ..Jingle::default()
+        };
+        let back = Jingle::parse(&j.to_element()).unwrap();
+        assert_eq!(back.contents[0].transport.as_ref().map(|t| &t.candidates), Some(&both.candidates));
+    }
 }

@@ -53,6 +53,7 @@ fn focus_with(table: Table) -> Conferences {
     let info = FocusInfo {
         domain: "focus.localhost".into(),
         candidate: "192.0.2.1:10000".parse().unwrap(),
+        tcp_candidate: None,
         fingerprint: ("sha-256".into(), vec![1, 2, 3]),
         max_participants: 3,
     };
@@ -331,6 +332,9 @@ fn disco_describes_the_focus_and_its_calls() {
             && info.contains("urn:xmpp:jingle:av-conferences:0"),
         "{info}"
     );
+    assert!(info.contains("<field var='participants'><value>1</value></field>"), "{info}");
+    let service = String::from(&get("focus.localhost", "http://jabber.org/protocol/disco#info"));
+    assert!(!service.contains("participants"), "{service}");
     let items = String::from(&get("focus.localhost", "http://jabber.org/protocol/disco#items"));
     assert!(items.contains("standup@focus.localhost"), "{items}");
     let other = String::from(&get(CALL, "jabber:iq:version"));
@@ -625,4 +629,98 @@ fn in_a_semi_anonymous_room_streams_are_named_by_occupant_jid() {
       </content></jingle>"#;
     let out = f.handle_iq(&iq(BOB, CALL, screen));
     assert_eq!(users_at(&out, CAROL), vec!["xmpp:standup@conference.localhost/bob%20the%2Fbuilder%3F"]);
+}
+
+/// An ad-hoc command iq (XEP-0050) from `from` to the call.
+fn command(from: &str, attrs: &str) -> Element {
+    format!(
+        r#"<iq xmlns="jabber:client" type="set" id="c1" from="{from}" to="{CALL}"><command xmlns="http://jabber.org/protocol/commands" node="end-call" {attrs}/></iq>"#
+    )
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn a_moderator_ends_the_call_for_everyone_and_the_room_stays() {
+    let table = Table::default();
+    table.enter("standup", ALICE, "alice", true, true);
+    table.enter("standup", BOB, "bob", false, true);
+    table.enter("standup", CAROL, "carol", false, true);
+    table.enter("standup", "dave@localhost/web", "dave", false, true);
+    let mut f = focus_with(table.clone());
+    three(&mut f);
+
+    // Not a moderator, or not in the room: forbidden, nothing happens.
+    for who in [BOB, "eve@localhost/web"] {
+        let e = error_text(&f.handle_iq(&command(who, r#"action="execute""#)));
+        assert!(e.contains("forbidden") && e.contains("only the moderators of room standup"), "{e}");
+        let e = error_text(&f.handle_iq(&command(who, r#"action="complete" sessionid="x""#)));
+        assert!(e.contains("forbidden"), "{e}");
+    }
+    assert_eq!(f.call_size("standup"), 3);
+
+    // A moderator: first a confirmation form, then the end.
+    let out = f.handle_iq(&command(ALICE, r#"action="execute""#));
+    let [Output::Send(form)] = &out[..] else { panic!("{out:?}") };
+    let c = form.get_child("command", "http://jabber.org/protocol/commands").unwrap();
+    assert_eq!((form.attr("type"), c.attr("status")), (Some("result"), Some("executing")));
+    assert!(String::from(form).contains("for its 3 participant(s)"), "{}", String::from(form));
+    let session = c.attr("sessionid").unwrap().to_string();
+    assert_eq!(f.call_size("standup"), 3, "asking is not ending");
+
+    let out = f.handle_iq(&command(ALICE, &format!(r#"action="complete" sessionid="{session}""#)));
+    let Output::Send(done) = &out[0] else { panic!() };
+    assert!(String::from(done).contains("status='completed'"), "{}", String::from(done));
+    let terms: Vec<String> = sent(&out)
+        .into_iter()
+        .filter(|x| x.2.as_ref().is_some_and(|j| j.action == Some(Action::SessionTerminate)))
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(terms, [ALICE, BOB, CAROL]);
+    assert_eq!(reason_text(&out, BOB).as_deref(), Some("the moderator ended the call"));
+    let marker = out.iter().find_map(|o| match o {
+        Output::Send(el) if el.attr("to") == Some(CAROL) => Some(String::from(el)),
+        _ => None,
+    });
+    assert!(marker.unwrap().contains("ended-by-moderator"));
+    let actions: Vec<Action> = sent(&out).into_iter().filter_map(|x| x.2.and_then(|j| j.action)).collect();
+    assert!(!actions.contains(&Action::ContentRemove), "everyone goes: no content-remove among them");
+    assert_eq!(commands(&out).iter().filter(|c| matches!(c, Command::Leave { .. })).count(), 3);
+    assert_eq!(f.call_size("standup"), 0);
+
+    // The room stays, so its call can start again.
+    let out = f.handle_iq(&iq("dave@localhost/web", CALL, &offer("d", 4000)));
+    assert!(matches!(commands(&out)[..], [Command::Join(_)]));
+    // Cancel, and unknown actions.
+    let out = f.handle_iq(&command(ALICE, r#"action="cancel" sessionid="s""#));
+    let Output::Send(canceled) = &out[0] else { panic!("{out:?}") };
+    assert!(String::from(canceled).contains("status='canceled'"));
+    assert!(error_text(&f.handle_iq(&command(ALICE, r#"action="next" sessionid="s""#))).contains("bad-action"));
+    assert_eq!(f.call_size("standup"), 1);
+}
+
+#[test]
+fn the_end_call_command_is_listed_for_moderators_only() {
+    let table = Table::default();
+    table.enter("standup", ALICE, "alice", true, true);
+    table.enter("standup", BOB, "bob", false, true);
+    let mut f = focus_with(table);
+    let mut items = |from: &str| -> String {
+        let el: Element = format!(
+            r#"<iq xmlns="jabber:client" type="get" id="d" from="{from}" to="{CALL}"><query xmlns="http://jabber.org/protocol/disco#items" node="http://jabber.org/protocol/commands"/></iq>"#
+        )
+        .parse()
+        .unwrap();
+        let Output::Send(e) = f.handle_iq(&el).remove(0) else { panic!() };
+        String::from(&e)
+    };
+    assert!(items(ALICE).contains("node='end-call'"), "{}", items(ALICE));
+    assert!(!items(BOB).contains("end-call"));
+    let info: Element = format!(
+        r#"<iq xmlns="jabber:client" type="get" id="d" from="{BOB}" to="{CALL}"><query xmlns="http://jabber.org/protocol/disco#info" node="end-call"/></iq>"#
+    )
+    .parse()
+    .unwrap();
+    let Output::Send(e) = f.handle_iq(&info).remove(0) else { panic!() };
+    assert!(String::from(&e).contains("command-node"));
 }

@@ -27,7 +27,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, text: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, text: impl Into<String>) -> ApiError {
         ApiError { status, code, text: text.into() }
     }
 }
@@ -91,8 +91,12 @@ pub async fn config(State(http): State<Arc<Http>>) -> Response {
 }
 
 /// The account behind an `Authorization: Basic` header, checked against its stored SCRAM
-/// keys. Returns the bare JID.
+/// keys, or behind a single sign-on `Bearer` token (`sso::bearer`: those users have no
+/// password). Returns the bare JID.
 async fn authenticate(http: &Http, peer: &Peer, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(jid) = super::sso::bearer(http, peer, headers).await? {
+        return Ok(jid);
+    }
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "sign in again");
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
     let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
@@ -255,6 +259,40 @@ pub async fn join(
         "nick": name,
         "role": role,
     }))))
+}
+
+/// `POST /api/meetings` (integrations such as calendar add-ins): a new room owned by the
+/// signed-in user, with its two invitation links as absolute URLs. Body (optional):
+/// `{"name": "..."}`, the room's display name.
+pub async fn create_meeting(
+    State(http): State<Arc<Http>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let owner = authenticate(&http, &peer, &headers).await?;
+    #[derive(serde::Deserialize, Default)]
+    struct Request {
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let bad = || ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "send {\"name\": \"...\"} or nothing");
+    let req: Request =
+        if body.is_empty() { Request::default() } else { serde_json::from_slice(&body).map_err(|_| bad())? };
+    let name = match req.name.as_deref() {
+        Some(n) => display_name(n)
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad-name", "a name of 1 to 64 characters"))?,
+        None => "",
+    };
+    let room = services::create_owned_room(&http.server, &owner, name).await?;
+    let links = http.links.for_room(room.node().map(|n| n.as_str()).unwrap_or(""))?;
+    let base = &http.sso.public_url;
+    let body = serde_json::json!({
+        "room": room.to_string(),
+        "moderator_link": format!("{base}{}", links.moderator),
+        "participant_link": format!("{base}{}", links.participant),
+    });
+    Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 #[cfg(test)]

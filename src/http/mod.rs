@@ -15,6 +15,7 @@ pub mod invite;
 mod links;
 mod observe;
 mod services;
+mod sso;
 mod tls;
 
 use axum::extract::connect_info::Connected;
@@ -100,6 +101,8 @@ pub(crate) struct Http {
     pub requests: AtomicU64,
     /// Open XMPP WebSocket connections.
     pub websockets: AtomicUsize,
+    /// OpenID Connect single sign-on (`sso.rs`).
+    pub sso: crate::oidc::Sso,
 }
 
 /// Start serving on every bound HTTP listener. Returns at once; the servers stop at the
@@ -115,13 +118,17 @@ pub fn start(server: Arc<Server>, listeners: Listeners) {
             return;
         }
     };
+    let public_url = crate::oidc::public_url(&server.config, &listeners.plain_addrs(), &listeners.tls_addrs());
     let state = Arc::new(Http {
+        sso: crate::oidc::Sso::new(&server.config, public_url),
         assets: assets::Assets::new(),
         links,
         server: server.clone(),
         requests: AtomicU64::new(0),
         websockets: AtomicUsize::new(0),
     });
+    let sso = state.clone();
+    tokio::spawn(async move { sso.sso.check_providers().await });
     let app = router(state);
     for listener in listeners.plain {
         tracing::info!(addr = ?listener.local_addr().ok(), "serving HTTP");
@@ -174,6 +181,12 @@ fn router(state: Arc<Http>) -> Router {
         .route("/api/rooms/{room}/invites/regenerate", post(api::regenerate))
         .route("/api/meeting/check", post(api::check_link))
         .route("/api/meeting/join", post(api::join))
+        .route("/api/meetings", post(api::create_meeting))
+        .route("/api/sso/issuers", get(sso::issuers))
+        .route("/api/sso/signout", post(sso::signout))
+        .route("/api/me", get(sso::me))
+        .route("/sso/callback", get(sso::callback))
+        .route("/sso/{id}/start", get(sso::start))
         .route("/static/{version}/{*file}", get(assets::file))
         .route(
             "/upload/{slot}/{file}",

@@ -109,3 +109,40 @@ pub async fn issue_guest(
         .map_err(|e| ServiceError::Other(format!("guest login failed: {e}")))?;
     Ok(GuestLogin { jid: login.jid, password: login.password })
 }
+
+/// Create a persistent, unlisted room owned by `owner` (a bare JID) with a fresh random
+/// name, for meetings made through the API. Written and flushed before returning; the MUC
+/// service starts its actor on the first stanza that names it.
+pub async fn create_owned_room(server: &Arc<Server>, owner: &str, name: &str) -> Result<jid::BareJid, ServiceError> {
+    use crate::muc::{affiliation::Affiliation, persist};
+    if server.muc.is_none() {
+        return Err(ServiceError::NoMuc);
+    }
+    let failed = |e: crate::store::StoreError| ServiceError::Other(format!("cannot store the room: {e}"));
+    let config = crate::muc::config::RoomConfig {
+        name: name.to_string(),
+        persistent: true,
+        public: false,
+        archiving: server.config.muc.default_archiving,
+        history_length: server.config.muc.history_length,
+        ..Default::default()
+    };
+    // Built through serde so fields the MUC side adds later (all defaulted) need no change here.
+    let owner_entry: persist::AffEntry =
+        serde_json::from_value(serde_json::json!({ "affiliation": Affiliation::Owner }))
+            .map_err(|e| ServiceError::Other(e.to_string()))?;
+    let room = persist::PersistedRoom {
+        config,
+        affiliations: [(owner.to_string(), owner_entry)].into(),
+        subject: persist::Subject::default(),
+    };
+    for _ in 0..4 {
+        let suffix: String = crate::sasl::credentials::random_bytes(5).iter().map(|b| format!("{b:02x}")).collect();
+        let node = format!("meeting-{suffix}");
+        if server.store.muc_rooms.insert_new(node.as_bytes(), &room).map_err(failed)? {
+            server.store.flush().await.map_err(failed)?;
+            return room_jid(server, &node);
+        }
+    }
+    Err(ServiceError::Other("could not choose a free room name".into()))
+}

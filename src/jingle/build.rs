@@ -139,6 +139,7 @@ fn transport(t: &IceTransport) -> Element {
             .a("type", c.kind.clone());
         e = opt(e, "rel-addr", c.rel_addr);
         e = opt(e, "rel-port", c.rel_port);
+        e = opt(e, "tcptype", c.tcptype.as_ref());
         b = b.append(e);
     }
     b.build()

@@ -276,6 +276,9 @@ pub struct Candidate {
     pub kind: String,
     pub rel_addr: Option<IpAddr>,
     pub rel_port: Option<u16>,
+    /// RFC 6544 TCP role (`active`, `passive`, `so`) of a `tcp` candidate: the `tcptype`
+    /// attribute, which XEP-0176 lacks and Jitsi's Jingle carries the same way.
+    pub tcptype: Option<String>,
 }
 
 impl Candidate {
@@ -287,6 +290,9 @@ impl Candidate {
         );
         if let (Some(a), Some(p)) = (self.rel_addr, self.rel_port) {
             s.push_str(&format!(" raddr {a} rport {p}"));
+        }
+        if let Some(t) = &self.tcptype {
+            s.push_str(&format!(" tcptype {t}"));
         }
         s
     }

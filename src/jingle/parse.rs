@@ -208,6 +208,11 @@ fn parse_transport(el: &Element) -> Result<IceTransport> {
                 kind: child.attr("type").unwrap_or("host").to_string(),
                 rel_addr: opt_num(child, "rel-addr")?,
                 rel_port: opt_num(child, "rel-port")?,
+                tcptype: match child.attr("tcptype") {
+                    None => None,
+                    Some(t @ ("active" | "passive" | "so")) => Some(t.to_string()),
+                    Some(_) => return Err(JingleError::new("tcptype is active, passive or so")),
+                },
             });
         }
     }

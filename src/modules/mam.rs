@@ -51,6 +51,13 @@ struct Head {
     with: String,
 }
 
+/// Only the sequence number: what archiving and pruning read of the newest and oldest
+/// records, without copying out their messages.
+#[derive(Deserialize)]
+struct Seq {
+    seq: u64,
+}
+
 /// §5.3 archiving preferences.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Prefs {
@@ -124,7 +131,7 @@ pub fn archive(server: &Server, user: &str, with: &Jid, out: bool, msg: &Element
     let xml = String::from_utf8_lossy(&crate::xml::write::element_bytes(msg)).into_owned();
     let mut rec = Record { seq: 0, with: with.to_string(), out, xml };
     for _ in 0..8 {
-        let last = table.last_in::<Record>(&prefix).ok()?;
+        let last = table.last_in::<Seq>(&prefix).ok()?;
         let (last_id, last_seq) = last.map(|(k, r)| (key_id(&k), r.seq)).unwrap_or((0, 0));
         let id = now_us().max(last_id + 1);
         rec.seq = last_seq + 1;
@@ -147,7 +154,7 @@ pub fn archive(server: &Server, user: &str, with: &Jid, out: bool, msg: &Element
 /// Keep the archive within its size cap and age, removing the oldest first.
 fn prune(table: &Table, user: &str, last_seq: u64, max: u64, expire_days: u32) {
     let prefix = pair_prefix(user);
-    let Ok(Some((first_key, first))) = table.first_in::<Record>(&prefix) else { return };
+    let Ok(Some((first_key, first))) = table.first_in::<Seq>(&prefix) else { return };
     let mut doomed = Vec::new();
     if expire_days > 0 {
         let cutoff = now_us().saturating_sub(u64::from(expire_days) * 86_400 * 1_000_000);

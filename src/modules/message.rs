@@ -20,19 +20,21 @@ pub async fn outbound(session: &mut Session, mut msg: Element) {
     }
     // A client may not forge the recipient's archive id (XEP-0359 §5).
     super::mam::strip_ids(&mut msg, to.to_bare().as_str());
-    let carbon = super::carbons::eligible(&msg).then(|| msg.clone());
-    match route(&session.server, msg.clone(), &to).await {
+    // One copy kept for what follows routing (the sender's carbons and archive, or the
+    // error reply); the original is routed.
+    let kept = msg.clone();
+    match route(&session.server, msg, &to).await {
         Ok(()) => {
-            if let Some(msg) = carbon {
+            // The sender's own copy; a message to our own bare JID is delivered already.
+            if super::carbons::eligible(&kept) && to.to_bare() != session.bare {
                 let me = session.bare_str();
-                // The sender's own copy; a message to our own bare JID is delivered already.
-                if to.to_bare() != session.bare {
-                    super::carbons::copy(&session.server, &me, &msg, "sent", &[session.resource()]);
-                }
+                let skip = [session.resource()];
+                let registry = &session.server.registry;
+                registry.with_resources(&me, |rs| super::carbons::copy_to(rs, &me, &kept, "sent", &skip));
             }
-            super::mam::outgoing(session, &to, &msg);
+            super::mam::outgoing(session, &to, &kept);
         }
-        Err(e) => session.bounce(&msg, e),
+        Err(e) => session.bounce(&kept, e),
     }
 }
 
@@ -77,26 +79,48 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
     let bare = format!("{user}@{}", server.domain());
     // XEP-0313: the recipient's archive, and its stanza-id on what it receives.
     super::mam::incoming(server, &user, &bare, &mut msg);
-    let resources = server.registry.resources(&bare);
+    // Decided under the registry's read lock (no snapshot of the resources per message);
+    // offline storage waits on the store, so it happens after the lock is released.
+    match server.registry.with_resources(&bare, |resources| deliver(resources, &bare, to, &ty, msg)) {
+        Delivery::Done(result) => result,
+        Delivery::Offline(msg) => {
+            if super::offline::store(server, &user, msg).await {
+                Ok(())
+            } else {
+                Err(StanzaError::service_unavailable().with_text("the recipient's offline storage is full"))
+            }
+        }
+    }
+}
+
+/// What delivery to an account's connected resources decided.
+enum Delivery {
+    Done(Result<(), StanzaError>),
+    /// No resource takes it: XEP-0160 offline storage.
+    Offline(Element),
+}
+
+/// RFC 6121 §8.5.2 and §8.5.3 for a local account whose resources are `resources`.
+fn deliver(resources: &[Resource], bare: &str, to: &Jid, ty: &str, msg: Element) -> Delivery {
     if let Some(resource) = to.resource() {
         // RFC 6121 §8.5.3.1: a connected resource gets it, whatever its priority.
         if let Some(r) = resources.iter().find(|r| r.resource == resource.as_str()) {
             if super::carbons::eligible(&msg) {
-                super::carbons::copy_to(&resources, &bare, &msg, "received", &[resource.as_str()]);
+                super::carbons::copy_to(resources, bare, &msg, "received", &[resource.as_str()]);
             }
             router::send(r, msg);
-            return Ok(());
+            return Delivery::Done(Ok(()));
         }
         // §8.5.3.2.1: no such resource.
-        match ty.as_str() {
+        match ty {
             "normal" | "chat" => {}
-            "groupchat" => return Err(StanzaError::service_unavailable()),
-            _ => return Ok(()),
+            "groupchat" => return Delivery::Done(Err(StanzaError::service_unavailable())),
+            _ => return Delivery::Done(Ok(())),
         }
     }
     // §8.5.2.1.1: an error message to the bare JID is silently ignored.
     if ty == "error" && to.resource().is_none() {
-        return Ok(());
+        return Delivery::Done(Ok(()));
     }
     // §8.5.2: to the bare JID, or a full JID treated as one.
     // §8.5.2.1.1 (a): the "most available" resources, those of highest non-negative
@@ -107,28 +131,25 @@ pub async fn route(server: &Arc<Server>, mut msg: Element, to: &Jid) -> Result<(
         .iter()
         .filter(|r| r.available && r.priority >= 0 && (ty == "headline" || Some(r.priority) == top))
         .collect();
-    match ty.as_str() {
-        "groupchat" => Err(StanzaError::service_unavailable()),
-        "error" if targets.is_empty() => Ok(()),
-        "headline" if targets.is_empty() => Ok(()),
+    match ty {
+        "groupchat" => Delivery::Done(Err(StanzaError::service_unavailable())),
+        "error" | "headline" if targets.is_empty() => Delivery::Done(Ok(())),
         _ if !targets.is_empty() => {
-            let delivered: Vec<&str> = targets.iter().map(|r| r.resource.as_str()).collect();
             if super::carbons::eligible(&msg) {
-                super::carbons::copy_to(&resources, &bare, &msg, "received", &delivered);
+                let delivered: Vec<&str> = targets.iter().map(|r| r.resource.as_str()).collect();
+                super::carbons::copy_to(resources, bare, &msg, "received", &delivered);
             }
-            for r in targets {
-                router::send(r, msg.clone());
+            // The last target takes the message itself, the others a copy.
+            if let Some((last, others)) = targets.split_last() {
+                for r in others {
+                    router::send(r, msg.clone());
+                }
+                router::send(last, msg);
             }
-            Ok(())
+            Delivery::Done(Ok(()))
         }
-        "normal" | "chat" | "" => {
-            if super::offline::store(server, &user, msg).await {
-                Ok(())
-            } else {
-                Err(StanzaError::service_unavailable().with_text("the recipient's offline storage is full"))
-            }
-        }
-        _ => Err(StanzaError::bad_request().with_text("unknown message type")),
+        "normal" | "chat" | "" => Delivery::Offline(msg),
+        _ => Delivery::Done(Err(StanzaError::bad_request().with_text("unknown message type"))),
     }
 }
 

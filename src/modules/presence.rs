@@ -156,6 +156,19 @@ pub async fn went_offline(session: &mut Session) {
         let unavailable =
             Element::builder("presence", ns::CLIENT).a("from", session.full_str()).a("type", "unavailable").build();
         broadcast(session, unavailable, false).await;
+    } else {
+        // A session that never sent broadcast presence may still have joined rooms (or
+        // reached anyone) with directed presence: they learn that it left (§4.6.3).
+        for target in std::mem::take(&mut session.directed) {
+            if let Ok(to) = jid::Jid::new(&target) {
+                let unavailable = Element::builder("presence", ns::CLIENT)
+                    .a("from", session.full_str())
+                    .a("to", target.as_str())
+                    .a("type", "unavailable")
+                    .build();
+                deliver(&server, &to, &unavailable);
+            }
+        }
     }
     let me = session.bare_str();
     let others_online =

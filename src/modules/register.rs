@@ -31,10 +31,10 @@ pub async fn iq(session: &mut Session, iq: &Element, set: bool) {
                 session.send(reply_to(session, iq, None));
                 // XEP-0077 §3.2: the server then closes every stream of the account.
                 for r in server.registry.resources(&session.bare_str()) {
-                    let _ = r.tx.try_send(Outbound::Close(StreamError::new(
+                    let _ = r.tx.try_send(Outbound::Close(Box::new(StreamError::new(
                         StreamCondition::NotAuthorized,
                         "the account was removed",
-                    )));
+                    ))));
                 }
             }
             Err(e) => {

@@ -5,15 +5,17 @@
 //! deliveries — so whatever an occupant sees survives a crash, and a burst of messages
 //! costs one flush, not one per message. A busy room delays only itself.
 
-use jid::Jid;
+use jid::{FullJid, Jid};
 use minidom::Element;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use super::affiliation::Role;
 use super::archive;
 use super::room::{Output, Room};
+use super::space::{self, Answer};
 use super::{OccupantInfo, Summary};
 use crate::server::Server;
 
@@ -52,6 +54,11 @@ pub struct Actor {
     pub stored: bool,
     /// The room's archive without content, for MAM queries.
     pub index: archive::Index,
+    /// Directory lookups for joins a space-bound room parked (`space.rs`), each bounded by
+    /// the LDAP budget. Run beside the room, so a slow directory delays only those joins,
+    /// not the room's messages; the session they are for, by task.
+    pub lookups: JoinSet<(FullJid, Answer)>,
+    pub looking_up: HashMap<tokio::task::Id, FullJid>,
 }
 
 /// Make the writes durable. sled's `flush_async` runs the flush on sled's own small thread
@@ -63,6 +70,25 @@ async fn flush(store: &crate::store::Store) -> crate::store::Result<()> {
     match tokio::task::spawn_blocking(move || store.flush_blocking()).await {
         Ok(r) => r,
         Err(_) => Err(crate::store::StoreError::Corrupt { tree: "muc_rooms", message: "flush task failed".into() }),
+    }
+}
+
+/// What a space-bound room needs to know about a joining user (`space.rs`): guests,
+/// other servers' users and names without an account are [`Answer::NotLocal`]; the others
+/// get their current directory entry (`auth::current_entry`).
+async fn look_up(server: &Server, local_domain: &str, session: &FullJid) -> Answer {
+    let bare = session.to_bare();
+    let Some(user) = bare.node().map(|n| n.as_str()) else { return Answer::NotLocal };
+    if !space::is_local_account(bare.as_str(), local_domain) || !crate::accounts::exists(&server.store, user) {
+        return Answer::NotLocal;
+    }
+    match crate::auth::current_entry(&server.config, &server.store, user).await {
+        crate::auth::Current::Fresh(e) | crate::auth::Current::Recorded(e) => Answer::Entry(e),
+        crate::auth::Current::None => Answer::NoEntry,
+        crate::auth::Current::Unavailable(why) => {
+            tracing::error!(%user, "directory unavailable for a space-bound room's join: {why}");
+            Answer::Unavailable
+        }
     }
 }
 
@@ -117,7 +143,31 @@ impl Actor {
                         next = self.rx.try_recv().ok();
                     }
                 }
+                Some(done) = self.lookups.join_next_with_id(), if !self.lookups.is_empty() => {
+                    let answered = match done {
+                        Ok((id, answered)) => {
+                            self.looking_up.remove(&id);
+                            Some(answered)
+                        }
+                        // A lookup that panicked: its join gets "the directory cannot say".
+                        Err(e) => self.looking_up.remove(&e.id()).map(|s| (s, Answer::Unavailable)),
+                    };
+                    if let Some((session, answer)) = answered {
+                        // As for any join: no ghost may hold the newcomer's nick.
+                        self.sweep(&mut out);
+                        self.room.admit(&session, answer, now_ms(), &mut out);
+                    }
+                }
                 _ = tick.tick() => self.sweep(&mut out),
+            }
+            for session in std::mem::take(&mut out.lookups) {
+                let (server, local) = (self.server.clone(), self.room.local_domain.clone());
+                let looking = session.clone();
+                let task = self.lookups.spawn(async move {
+                    let answer = look_up(&server, &local, &looking).await;
+                    (looking, answer)
+                });
+                self.looking_up.insert(task.id(), session);
             }
             let destroyed = out.destroyed;
             // Published before the deliveries: a client that hears it joined may call the

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::form::{self, Field};
 use super::ns;
+use super::space::Space;
 use crate::error::StanzaError;
 
 /// Who may send private messages (`muc#roomconfig_allowpm`).
@@ -60,6 +61,8 @@ pub struct RoomConfig {
     /// webinar-style meeting may show only moderators and participants, so hundreds of
     /// silent visitors do not cost everyone a presence each.
     pub presence_broadcast: Vec<String>,
+    /// The room's space binding (`space.rs`); rooms stored before it existed load unbound.
+    pub space: Space,
 }
 
 impl Default for RoomConfig {
@@ -84,11 +87,19 @@ impl Default for RoomConfig {
             members_by_default: true,
             allow_registration: true,
             presence_broadcast: vec!["moderator".into(), "participant".into(), "visitor".into()],
+            space: Space::default(),
         }
     }
 }
 
 const FORM_TYPE: &str = ns::MUC_ROOMCONFIG;
+
+/// The space binding's fields (xep/amphi-spaces.md). Not registered with the XSF, hence
+/// the `amphi#` prefix that keeps them apart from the `muc#roomconfig_` names.
+pub const SPACE_GROUPS: &str = "amphi#space_groups";
+pub const SPACE_PROFILES: &str = "amphi#space_profiles";
+pub const SPACE_MEMBERS: &str = "amphi#space_members";
+pub const SPACE_ROLE: &str = "amphi#space_role";
 
 impl RoomConfig {
     /// Whether occupants of this role are shown to the others.
@@ -149,6 +160,23 @@ impl RoomConfig {
             ),
             Field::jid_multi("muc#roomconfig_roomowners", "Owners", owners),
             Field::jid_multi("muc#roomconfig_roomadmins", "Admins", admins),
+            Field::text_multi(
+                SPACE_GROUPS,
+                "Space: directory groups whose members may enter (names or DNs; a bound room is members-only)",
+                &self.space.groups,
+            ),
+            Field::text_multi(
+                SPACE_PROFILES,
+                "Space: profiles that may enter (attribute=value, e.g. departmentNumber=42)",
+                &self.space.profiles.iter().map(|p| p.text()).collect::<Vec<_>>(),
+            ),
+            Field::jid_multi(SPACE_MEMBERS, "Space: individual members", &self.space.members),
+            Field::list(
+                SPACE_ROLE,
+                "Space: role of its members on entering",
+                self.space.role.name(),
+                &[("moderator", "Moderator"), ("participant", "Participant")],
+            ),
         ];
         form::build("form", Some("Room configuration"), fields)
     }
@@ -213,11 +241,24 @@ impl RoomConfig {
                     }
                     next.presence_broadcast = vals.clone();
                 }
+                SPACE_GROUPS | SPACE_PROFILES | SPACE_MEMBERS | SPACE_ROLE => {} // below, together
                 "muc#roomconfig_roomowners" => submitted.owners = Some(vals.clone()),
                 "muc#roomconfig_roomadmins" => submitted.admins = Some(vals.clone()),
                 // Unknown fields are ignored, as clients send fields of other servers' forms.
                 _ => {}
             }
+        }
+        let field = |var: &str| values.get(var).map(Vec::as_slice);
+        next.space = self.space.from_form(
+            field(SPACE_GROUPS),
+            field(SPACE_PROFILES),
+            field(SPACE_MEMBERS),
+            field(SPACE_ROLE).map(|v| v.first().map(String::as_str).unwrap_or("")),
+        )?;
+        if next.space.is_bound() {
+            // A bound room admits its space and nobody else: members-only, whatever the
+            // form said about that (space.rs).
+            next.members_only = true;
         }
         if password_protected == Some(false) {
             next.password.clear();

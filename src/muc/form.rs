@@ -33,6 +33,9 @@ impl Field {
     pub fn jid_multi(var: &str, label: &str, values: &[String]) -> Field {
         Field::new(var, "jid-multi", label, values.to_vec())
     }
+    pub fn text_multi(var: &str, label: &str, values: &[String]) -> Field {
+        Field::new(var, "text-multi", label, values.to_vec())
+    }
     pub fn jid(var: &str, label: &str, value: &str) -> Field {
         Field::new(var, "jid-single", label, vec![value.into()])
     }

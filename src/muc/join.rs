@@ -8,6 +8,7 @@ use super::history::Request;
 use super::ns;
 use super::occupant::{presence_payload, ItemExtra, Occupant, PresenceSpec};
 use super::room::{Output, Room};
+use super::space::{Answer, SpaceStep};
 use crate::error::StanzaError;
 
 impl Room {
@@ -29,13 +30,17 @@ impl Room {
             (None, Some(nick)) => {
                 let current = self.by_session.get(from.as_str()).cloned();
                 match current {
-                    None => self.join(from, nick, presence, now_ms, out),
+                    None => self.join(from, nick, presence, now_ms, None, out),
                     Some(cur) if cur != nick && self.reserved_nick(from.to_bare().as_str()) != Some(cur.as_str()) => {
                         self.change_nick(cur, nick, presence, out)
                     }
                     Some(_) if presence.has_child("x", ns::MUC) => self.resync(&from, &presence, now_ms, out),
                     Some(cur) => self.update_presence(&cur, &presence, out),
                 }
+            }
+            // A join still waiting for the directory is forgotten: its answer finds nothing.
+            (Some("unavailable" | "error"), _) if self.awaiting.contains_key(from.as_str()) => {
+                self.awaiting.remove(from.as_str());
             }
             // Any unavailable from a joined session is its exit: the nick it names may be
             // the one it asked for before the room assigned another (210) or an old one.
@@ -53,7 +58,17 @@ impl Room {
     }
 
     /// §7.2: the checks, in the order the XEP's error examples give, then the broadcast.
-    fn join(&mut self, from: FullJid, asked: String, presence: Element, now_ms: u64, out: &mut Output) {
+    /// In a space-bound room the binding decides before members-only does; without the
+    /// directory's `answer` the join is parked and the shell asked for it (`space.rs`).
+    pub(super) fn join(
+        &mut self,
+        from: FullJid,
+        asked: String,
+        presence: Element,
+        now_ms: u64,
+        answer: Option<Answer>,
+        out: &mut Output,
+    ) {
         let bare = from.to_bare();
         // §7.2.9: an account with a registered nick enters under it, told so by 210.
         let nick = self.reserved_nick(bare.as_str()).map(str::to_string).unwrap_or_else(|| asked.clone());
@@ -70,9 +85,9 @@ impl Room {
             // An instant room exists from now on (persistent if that is the default).
             out.save = !self.locked;
         }
-        let affiliation = self.affiliation(bare.as_str());
+        let mut affiliation = self.affiliation(bare.as_str());
         let refuse = |err: StanzaError| Err::<(), _>(err);
-        let check = if self.locked && affiliation != Affiliation::Owner {
+        let early = if self.locked && affiliation != Affiliation::Owner {
             refuse(StanzaError::item_not_found().with_text("the room is locked until its owner configures it"))
         } else if affiliation == Affiliation::Outcast {
             refuse(StanzaError::forbidden().with_text("you are banned from this room"))
@@ -80,7 +95,28 @@ impl Room {
             || self.reserved_by_other(&nick, bare.as_str())
         {
             refuse(StanzaError::conflict().with_text("that nickname is in use or reserved"))
-        } else if self.config.members_only && affiliation < Affiliation::Member {
+        } else {
+            Ok(())
+        };
+        if let Err(e) = early {
+            return self.error(&presence, e, out);
+        }
+        let space_role = if self.config.space.is_bound() && !affiliation.is_admin() {
+            match self.space_step(&from, &presence, answer, out) {
+                SpaceStep::Parked => return,
+                SpaceStep::Refused(e) => return self.error(&presence, e, out),
+                SpaceStep::Enter(role) => {
+                    if role.is_some() {
+                        // Qualified: a member for the members-only check below.
+                        affiliation = affiliation.max(Affiliation::Member);
+                    }
+                    role
+                }
+            }
+        } else {
+            None
+        };
+        let check = if self.config.members_only && affiliation < Affiliation::Member {
             refuse(StanzaError::registration_required().with_text("this room is for members only"))
         } else if !self.config.password.is_empty()
             && affiliation < Affiliation::Admin
@@ -107,6 +143,9 @@ impl Room {
         if let Err(e) = check {
             return self.error(&presence, e, out);
         }
+        if space_role.is_some() && self.affiliation(bare.as_str()) < Affiliation::Member {
+            self.materialise(bare.as_str(), out);
+        }
         let history = Request::from_join(muc_x);
         if let Some(occ) = self.occupants.get_mut(&nick) {
             // Another session of the same account joins under the same nick.
@@ -120,7 +159,7 @@ impl Room {
             bare,
             sessions: vec![from.clone()],
             presence: presence_payload(&presence),
-            role: affiliation.default_role(self.config.moderated),
+            role: space_role.into_iter().fold(affiliation.default_role(self.config.moderated), Role::max),
             affiliation,
         };
         self.occupants.insert(nick.clone(), occupant);
@@ -314,6 +353,8 @@ impl Room {
         });
         entry.affiliation = a;
         entry.reason = reason;
+        // Whoever sets an affiliation by hand makes it theirs, no longer the space's.
+        self.config.space.granted.remove(bare);
         if a == Affiliation::None && entry.nick.is_none() {
             self.affiliations.remove(bare);
         }

@@ -62,9 +62,12 @@ pub mod owner;
 pub mod persist;
 pub mod register;
 pub mod room;
+pub mod space;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_space;
 
 use jid::{BareJid, Jid};
 use minidom::Element;
@@ -138,6 +141,10 @@ pub struct MucService {
     /// Service-wide participant capacity (0: none) and whether it is reached now.
     capacity: usize,
     service_full: Arc<std::sync::atomic::AtomicBool>,
+    /// The server's domain, whose accounts alone can belong to a room's space. Learnt from
+    /// the first stanza routed (every room is started from `route`), so the service needs
+    /// nothing more at construction.
+    local_domain: std::sync::OnceLock<String>,
 }
 
 impl MucService {
@@ -160,6 +167,7 @@ impl MucService {
             secret: secret.into(),
             capacity: 0,
             service_full: Arc::default(),
+            local_domain: std::sync::OnceLock::new(),
         }
     }
 
@@ -190,7 +198,11 @@ impl MucService {
             history_length: self.settings.history_length,
             ..Default::default()
         };
-        Room::new(jid, config, self.limits(), self.secret.clone(), self.ids())
+        Room::new(jid, config, self.limits(), self.secret.clone(), self.ids()).with_local_domain(self.local_domain())
+    }
+
+    fn local_domain(&self) -> &str {
+        self.local_domain.get().map(String::as_str).unwrap_or("")
     }
 
     fn ids(&self) -> room::IdSource {
@@ -201,6 +213,7 @@ impl MucService {
     /// Handle a stanza for the service or one of its rooms. Never blocks: room work runs
     /// in room actors; this only hands the stanza over.
     pub fn route(&self, server: &Arc<Server>, stanza: Element) {
+        self.local_domain.get_or_init(|| server.domain().to_string());
         let Ok(Some(to)) = crate::stanza::to(&stanza) else {
             return;
         };
@@ -260,7 +273,8 @@ impl MucService {
         let stored = saved.is_some();
         let room = match saved {
             // Its history is refilled from the archive by the actor, outside this lock.
-            Some(saved) => Room::restore(jid, saved, self.limits(), self.secret.clone(), self.ids()),
+            Some(saved) => Room::restore(jid, saved, self.limits(), self.secret.clone(), self.ids())
+                .with_local_domain(self.local_domain()),
             None if !joining => return Err(StanzaError::item_not_found().with_text("no such room")),
             None if rooms.len() >= self.settings.max_rooms => {
                 return Err(StanzaError::not_allowed().with_text("the service holds as many rooms as it may"))
@@ -278,6 +292,8 @@ impl MucService {
             summary,
             stored,
             index: archive::Index::default(),
+            lookups: tokio::task::JoinSet::new(),
+            looking_up: HashMap::new(),
         };
         tokio::spawn(actor.run());
         Ok(tx)

@@ -49,7 +49,16 @@ impl Room {
             _ => return Err(StanzaError::bad_request().with_text("the form's type must be submit or cancel")),
         }
         let was_members_only = self.config.members_only;
-        let submitted = self.config.apply_form(x, self.limits.max_history)?;
+        let mut next = self.config.clone();
+        let submitted = next.apply_form(x, self.limits.max_history)?;
+        next.space.check_members(&self.local_domain)?;
+        let unbound = self.config.space.is_bound() && !next.space.is_bound();
+        self.config = next;
+        if unbound {
+            // Whom the space let in stays in: their memberships become ordinary ones the
+            // owner may prune, rather than vanishing with the binding.
+            self.config.space.granted.clear();
+        }
         for (list, a) in [(&submitted.owners, Affiliation::Owner), (&submitted.admins, Affiliation::Admin)] {
             for j in list.iter().flatten().filter(|j| !j.trim().is_empty()) {
                 let bare = Jid::new(j.trim())
@@ -111,7 +120,9 @@ impl Room {
         }
         self.occupants.clear();
         self.by_session.clear();
+        self.awaiting.clear();
         self.affiliations.clear();
+        self.config.space.granted.clear();
         self.created = false;
         self.locked = false;
         self.config.persistent = false;
@@ -132,5 +143,6 @@ impl Room {
         }
         self.occupants.clear();
         self.by_session.clear();
+        self.awaiting.clear();
     }
 }

@@ -58,6 +58,9 @@ pub struct Output {
     pub vcards: Vec<(Element, BareJid)>,
     /// The room was destroyed by its owner: drop its stored state and archive.
     pub destroyed: bool,
+    /// Joining sessions whose user's directory entry a space-bound room needs (`space.rs`):
+    /// the shell looks each up and answers with [`Room::admit`].
+    pub lookups: Vec<FullJid>,
 }
 
 impl Output {
@@ -85,7 +88,17 @@ pub struct Room {
     pub limits: Limits,
     pub(super) secret: Arc<[u8]>,
     pub(super) ids: IdSource,
+    /// The server's own domain: only its accounts can belong to a space (`space.rs`).
+    /// Empty (not set): nobody is a local account.
+    pub local_domain: String,
+    /// Joins waiting for the directory (space-bound rooms), by real full JID, with the
+    /// presence that asked; at most [`MAX_AWAITING`].
+    pub(super) awaiting: HashMap<String, Element>,
 }
+
+/// Joins one room keeps waiting for directory answers. Beyond, newcomers are asked to try
+/// again: a directory that hangs must not grow a room's memory without limit.
+pub const MAX_AWAITING: usize = 256;
 
 impl Room {
     /// A room not yet created: the first available presence creates it.
@@ -103,7 +116,15 @@ impl Room {
             limits,
             secret,
             ids,
+            local_domain: String::new(),
+            awaiting: HashMap::new(),
         }
+    }
+
+    /// Set the server's domain (see [`Room::local_domain`]).
+    pub fn with_local_domain(mut self, domain: &str) -> Room {
+        self.local_domain = domain.to_string();
+        self
     }
 
     /// A persistent room read back from the store.
@@ -127,7 +148,7 @@ impl Room {
     /// Nothing left to keep in memory: a temporary room with nobody in it (§10.1: it is
     /// destroyed when the last occupant leaves), or a room that was never created.
     pub fn is_finished(&self) -> bool {
-        self.occupants.is_empty() && (!self.created || !self.config.persistent)
+        self.occupants.is_empty() && self.awaiting.is_empty() && (!self.created || !self.config.persistent)
     }
 
     /// Messages are archived (XEP-0313) in persistent rooms that enable archiving; a

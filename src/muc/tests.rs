@@ -10,9 +10,9 @@ use super::ns;
 use super::room::{Limits, Output, Room};
 use crate::xml::ns as xns;
 
-const ROOM: &str = "room@conference.localhost";
+pub(super) const ROOM: &str = "room@conference.localhost";
 
-fn new_room() -> Room {
+pub(super) fn new_room() -> Room {
     let mut n = 0u64;
     Room::new(
         BareJid::new(ROOM).unwrap(),
@@ -26,29 +26,29 @@ fn new_room() -> Room {
     )
 }
 
-fn parse(xml: &str) -> Element {
+pub(super) fn parse(xml: &str) -> Element {
     xml.parse().unwrap()
 }
 
-fn send(room: &mut Room, xml: &str) -> Output {
+pub(super) fn send(room: &mut Room, xml: &str) -> Output {
     let mut out = Output::default();
     room.handle(parse(xml), 1_000_000, &mut out);
     out
 }
 
-fn join_xml(who: &str, nick: &str, extra: &str) -> String {
+pub(super) fn join_xml(who: &str, nick: &str, extra: &str) -> String {
     format!(
         "<presence xmlns='jabber:client' from='{who}' to='{ROOM}/{nick}'><x xmlns='{}'>{extra}</x></presence>",
         ns::MUC
     )
 }
 
-fn join(room: &mut Room, who: &str, nick: &str) -> Output {
+pub(super) fn join(room: &mut Room, who: &str, nick: &str) -> Output {
     send(room, &join_xml(who, nick, ""))
 }
 
 /// A room created by alice@x/a (nick "alice") and unlocked as an instant room.
-fn open_room() -> Room {
+pub(super) fn open_room() -> Room {
     let mut room = new_room();
     join(&mut room, "alice@x/a", "alice");
     let out = send(
@@ -62,29 +62,29 @@ fn open_room() -> Room {
     room
 }
 
-fn to<'a>(out: &'a Output, jid: &str) -> Vec<&'a Element> {
+pub(super) fn to<'a>(out: &'a Output, jid: &str) -> Vec<&'a Element> {
     out.sends.iter().filter(|(j, _)| j.as_str() == jid).map(|(_, e)| e).collect()
 }
 
 /// The error condition of the (only) error sent to `jid`.
-fn error_of(out: &Output, jid: &str) -> Option<String> {
+pub(super) fn error_of(out: &Output, jid: &str) -> Option<String> {
     to(out, jid).into_iter().find(|e| e.attr("type") == Some("error")).and_then(|e| {
         let err = e.get_child("error", xns::CLIENT)?;
         err.children().find(|c| c.ns() == xns::STANZAS_ERR && c.name() != "text").map(|c| c.name().to_string())
     })
 }
 
-fn codes(p: &Element) -> Vec<u16> {
+pub(super) fn codes(p: &Element) -> Vec<u16> {
     p.get_child("x", ns::MUC_USER)
         .map(|x| x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code")?.parse().ok()).collect())
         .unwrap_or_default()
 }
 
-fn item(p: &Element) -> &Element {
+pub(super) fn item(p: &Element) -> &Element {
     p.get_child("x", ns::MUC_USER).and_then(|x| x.get_child("item", ns::MUC_USER)).expect("an item")
 }
 
-fn admin(room: &mut Room, from: &str, items: &str) -> Output {
+pub(super) fn admin(room: &mut Room, from: &str, items: &str) -> Output {
     send(
         room,
         &format!(

@@ -4,8 +4,11 @@
 //! touches the store: when it needs an account's keys it says so
 //! ([`Step::NeedCredentials`]) and the caller feeds them back. Passwords are never stored;
 //! accounts hold SCRAM keys ([`ScramKeys`]) from which PLAIN can be checked too.
+//! OAUTHBEARER ([`oauthbearer`]) likewise asks ([`Step::NeedToken`]) which account a
+//! single sign-on token belongs to.
 
 pub mod credentials;
+pub mod oauthbearer;
 pub mod scram;
 
 pub use credentials::{Credentials, HashAlg, ScramKeys};
@@ -18,15 +21,19 @@ pub enum Mechanism {
     ScramSha256,
     ScramSha1,
     Plain,
+    /// RFC 7628, with amphi's single sign-on tokens (`crate::oidc::tokens`). Last: only
+    /// clients that hold a token choose it.
+    OAuthBearer,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 5] = [
+    pub const ALL: [Mechanism; 6] = [
         Mechanism::ScramSha256Plus,
         Mechanism::ScramSha1Plus,
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
         Mechanism::Plain,
+        Mechanism::OAuthBearer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +43,7 @@ impl Mechanism {
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::Plain => "PLAIN",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -45,6 +53,10 @@ impl Mechanism {
 
     pub fn is_plus(self) -> bool {
         matches!(self, Mechanism::ScramSha256Plus | Mechanism::ScramSha1Plus)
+    }
+
+    pub fn is_scram(self) -> bool {
+        !matches!(self, Mechanism::Plain | Mechanism::OAuthBearer)
     }
 }
 
@@ -115,6 +127,9 @@ pub enum Step {
     Challenge(Vec<u8>),
     /// Look up this account's credentials and call [`ServerSession::credentials`].
     NeedCredentials(String),
+    /// OAUTHBEARER: find the account this token signs in and call
+    /// [`ServerSession::token_owner`].
+    NeedToken(oauthbearer::BearerToken),
     /// Authenticated as `username`; send `<success/>` with `additional` data.
     Success { username: String, additional: Vec<u8> },
     /// Send `<failure/>`. `username` is set when the failure concerns a known identity,
@@ -125,6 +140,12 @@ pub enum Step {
 enum State {
     Scram(Box<scram::ScramServer>),
     Plain,
+    /// OAUTHBEARER waiting for the client's response.
+    Bearer,
+    /// OAUTHBEARER waiting for the token's owner; the client's authzid, if any.
+    BearerToken(Option<String>),
+    /// OAUTHBEARER after the error challenge, waiting for the client's `\x01`.
+    BearerErrorSent,
     Done,
 }
 
@@ -141,6 +162,7 @@ impl ServerSession {
     pub fn new(mechanism: Mechanism, bindings: ChannelBindings, advertised_plus: bool) -> ServerSession {
         let state = match mechanism {
             Mechanism::Plain => State::Plain,
+            Mechanism::OAuthBearer => State::Bearer,
             m => State::Scram(Box::new(scram::ScramServer::new(m, bindings, advertised_plus))),
         };
         ServerSession { state, mechanism, plain_pending: None }
@@ -169,7 +191,42 @@ impl ServerSession {
                     Step::Failure { failure: f, username: None }
                 }
             },
-            State::Done => Step::Failure { failure: Failure::MalformedRequest, username: None },
+            State::Bearer => match oauthbearer::parse(data) {
+                Ok(r) => {
+                    self.state = State::BearerToken(r.authzid);
+                    Step::NeedToken(r.token)
+                }
+                Err(f) => {
+                    self.state = State::Done;
+                    Step::Failure { failure: f, username: None }
+                }
+            },
+            // RFC 7628 §3.2.3: whatever the client answers to the error, the exchange fails.
+            State::BearerErrorSent => {
+                self.state = State::Done;
+                let failure = if data == b"\x01" { Failure::NotAuthorized } else { Failure::MalformedRequest };
+                Step::Failure { failure, username: None }
+            }
+            State::BearerToken(_) | State::Done => Step::Failure { failure: Failure::MalformedRequest, username: None },
+        }
+    }
+
+    /// OAUTHBEARER: the account the token signs in (`None`: unknown, expired or revoked).
+    /// A bad token gets the RFC 7628 error challenge; an authzid naming someone else than
+    /// the token's account gets `invalid-authzid`.
+    pub fn token_owner(&mut self, owner: Option<String>, domain: &str) -> Step {
+        let State::BearerToken(authzid) = std::mem::replace(&mut self.state, State::Done) else {
+            return Step::Failure { failure: Failure::MalformedRequest, username: None };
+        };
+        match owner {
+            None => {
+                self.state = State::BearerErrorSent;
+                Step::Challenge(oauthbearer::INVALID_TOKEN.to_vec())
+            }
+            Some(user) if authzid.as_deref().is_some_and(|a| !oauthbearer::authzid_matches(a, &user, domain)) => {
+                Step::Failure { failure: Failure::InvalidAuthzid, username: Some(user) }
+            }
+            Some(user) => Step::Success { username: user, additional: Vec::new() },
         }
     }
 
@@ -184,7 +241,7 @@ impl ServerSession {
                 (Some((user, _)), _) => Step::Failure { failure: Failure::NotAuthorized, username: Some(user) },
                 (None, _) => Step::Failure { failure: Failure::MalformedRequest, username: None },
             },
-            State::Done => Step::Failure { failure: Failure::MalformedRequest, username: None },
+            _ => Step::Failure { failure: Failure::MalformedRequest, username: None },
         };
         self.finish_if_done(&step);
         step
@@ -259,6 +316,46 @@ mod tests {
         let mut s = ServerSession::new(Mechanism::Plain, ChannelBindings::default(), false);
         s.respond(b"\0juliet\0wrong");
         assert!(matches!(s.credentials(Some(creds)), Step::Failure { failure: Failure::NotAuthorized, .. }));
+    }
+
+    fn bearer(initial: &[u8]) -> (ServerSession, Step) {
+        let mut s = ServerSession::new(Mechanism::OAuthBearer, ChannelBindings::default(), false);
+        let step = s.respond(initial);
+        (s, step)
+    }
+
+    #[test]
+    fn oauthbearer_good_token_signs_in_its_account() {
+        let (mut s, step) = bearer(b"n,a=alice@localhost,\x01auth=Bearer t1\x01\x01");
+        assert_eq!(step, Step::NeedToken(oauthbearer::BearerToken("t1".into())));
+        assert_eq!(
+            s.token_owner(Some("alice".into()), "localhost"),
+            Step::Success { username: "alice".into(), additional: vec![] }
+        );
+        assert!(matches!(s.respond(b"\x01"), Step::Failure { failure: Failure::MalformedRequest, .. }), "done");
+        let (mut s, _) = bearer(b"n,,\x01auth=Bearer t1\x01\x01");
+        assert!(matches!(s.token_owner(Some("alice".into()), "localhost"), Step::Success { .. }), "no authzid");
+    }
+
+    #[test]
+    fn oauthbearer_bad_token_gets_the_error_challenge_then_fails() {
+        let (mut s, _) = bearer(b"n,,\x01auth=Bearer revoked\x01\x01");
+        assert_eq!(s.token_owner(None, "localhost"), Step::Challenge(br#"{"status":"invalid_token"}"#.to_vec()));
+        assert_eq!(s.respond(b"\x01"), Step::Failure { failure: Failure::NotAuthorized, username: None });
+        let (mut s, _) = bearer(b"n,,\x01auth=Bearer revoked\x01\x01");
+        s.token_owner(None, "localhost");
+        assert!(matches!(s.respond(b"retry"), Step::Failure { failure: Failure::MalformedRequest, .. }));
+    }
+
+    #[test]
+    fn oauthbearer_authzid_of_someone_else_is_refused() {
+        let (mut s, _) = bearer(b"n,a=bob@localhost,\x01auth=Bearer alices\x01\x01");
+        let step = s.token_owner(Some("alice".into()), "localhost");
+        assert_eq!(step, Step::Failure { failure: Failure::InvalidAuthzid, username: Some("alice".into()) });
+        let (_, step) = bearer(b"p=tls-exporter,,\x01auth=Bearer t\x01\x01");
+        assert!(matches!(step, Step::Failure { failure: Failure::MalformedRequest, .. }));
+        let (mut s, _) = bearer(b"n,,\x01auth=Bearer t\x01\x01");
+        assert!(matches!(s.credentials(None), Step::Failure { failure: Failure::MalformedRequest, .. }));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::config::{CryptoProvider, DtlsCert, Fingerprint};
 use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
@@ -31,10 +32,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(8);
 /// How often the dominant speaker is re-evaluated.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(300);
+/// Due timers run back to back for one participant before others get their turn.
+const MAX_IMMEDIATE_TIMEOUTS: usize = 64;
+/// How often subscribers still waiting for a keyframe are looked at (the repeats
+/// themselves back off from 0.5 s, see `simulcast.rs`).
+const KEYFRAME_CHECK: Duration = Duration::from_millis(100);
+/// The bandwidth estimate a participant starts with, before TWCC feedback refines it:
+/// enough for the lowest layers of a few cameras.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(600);
 
-/// A datagram to send.
+/// A datagram to send (over UDP, or as one RFC 4571 frame on the client's TCP connection).
 #[derive(Debug)]
 pub struct Transmit {
+    pub proto: Protocol,
     pub destination: SocketAddr,
     pub contents: Vec<u8>,
 }
@@ -83,10 +93,12 @@ struct Participant {
 pub struct Sfu {
     participants: HashMap<ParticipantId, Participant>,
     /// Which participant a remote address belongs to, learnt from `Rtc::accepts`.
-    by_addr: HashMap<SocketAddr, ParticipantId>,
+    by_addr: HashMap<(Protocol, SocketAddr), ParticipantId>,
     routes: HashMap<(ParticipantId, u32), Vec<Route>>,
     /// The address in our ICE candidate: what str0m sees as every datagram's destination.
     local: SocketAddr,
+    /// The ICE-TCP passive candidate's address, when TCP is on (see `tcp.rs`).
+    local_tcp: Option<SocketAddr>,
     crypto: Arc<CryptoProvider>,
     cert: DtlsCert,
     fingerprint: Fingerprint,
@@ -98,6 +110,8 @@ pub struct Sfu {
     last_speaker_check: Option<Instant>,
     /// When layer bitrates were last computed.
     last_rates: Option<Instant>,
+    /// When waiting subscribers' keyframe requests were last looked at.
+    last_keyframe_check: Option<Instant>,
     /// Packets forwarded (one per subscriber write), for metrics and the benchmark.
     pub forwarded: u64,
     /// Bandwidth estimation (and with it str0m's pacer) for new participants.
@@ -125,6 +139,7 @@ impl Sfu {
             by_addr: HashMap::new(),
             routes: HashMap::new(),
             local,
+            local_tcp: None,
             crypto,
             cert,
             fingerprint,
@@ -134,6 +149,7 @@ impl Sfu {
             dominant: HashMap::new(),
             last_speaker_check: None,
             last_rates: None,
+            last_keyframe_check: None,
             forwarded: 0,
             bwe: true,
             last_n: 0,
@@ -159,6 +175,17 @@ impl Sfu {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Offer ICE-TCP too: participants that join from now on get a `tcptype passive` host
+    /// candidate at `addr`, and packets given to [`Sfu::receive`] with `Protocol::Tcp`
+    /// are addressed to it.
+    pub fn set_tcp(&mut self, addr: SocketAddr) {
+        self.local_tcp = Some(addr);
+    }
+
+    pub fn local_tcp_addr(&self) -> Option<SocketAddr> {
+        self.local_tcp
     }
 
     pub fn participant_count(&self) -> usize {
@@ -212,6 +239,7 @@ impl Sfu {
                 self.routes.remove(&(participant, ssrc));
             }
             Command::PreferLayer { subscriber, mid, max } => {
+                tracing::debug!(subscriber, %mid, max, "layer ceiling");
                 if let Some(s) = self.participants.get_mut(&subscriber) {
                     if let Some(sub) = s.subscriptions.get_mut(&Mid::from(mid.as_str())) {
                         sub.rw.max = max;
@@ -242,18 +270,31 @@ impl Sfu {
 
     /// A datagram arrived at the SFU's socket from `source`.
     pub fn datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
-        let Ok(recv) = Receive::new(Protocol::Udp, source, self.local, data) else {
-            return;
+        self.receive(now, Protocol::Udp, source, data);
+    }
+
+    /// A packet arrived from `source`: a UDP datagram, or one de-framed packet of a TCP
+    /// connection. `false` when no participant takes it.
+    pub fn receive(&mut self, now: Instant, proto: Protocol, source: SocketAddr, data: &[u8]) -> bool {
+        let local = match proto {
+            Protocol::Udp => self.local,
+            _ => match self.local_tcp {
+                Some(a) => a,
+                None => return false,
+            },
+        };
+        let Ok(recv) = Receive::new(proto, source, local, data) else {
+            return false;
         };
         let input = Input::Receive(now, recv);
-        let id = match self.by_addr.get(&source) {
+        let id = match self.by_addr.get(&(proto, source)) {
             Some(id) if self.participants.get(id).is_some_and(|p| p.rtc.accepts(&input)) => *id,
             _ => match self.participants.iter().find(|(_, p)| p.rtc.accepts(&input)) {
                 Some((id, _)) => {
-                    self.by_addr.insert(source, *id);
+                    self.by_addr.insert((proto, source), *id);
                     *id
                 }
-                None => return,
+                None => return false,
             },
         };
         if let Some(p) = self.participants.get_mut(&id) {
@@ -264,6 +305,7 @@ impl Sfu {
             self.dirty.push(id);
         }
         self.drive(now);
+        true
     }
 
     /// Time has passed: run every participant whose timer is due.
@@ -286,6 +328,11 @@ impl Sfu {
             self.gone(id);
         }
         self.drive(now);
+        if self.last_keyframe_check.is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_CHECK) {
+            self.last_keyframe_check = Some(now);
+            self.retry_keyframes(now);
+            self.drive(now);
+        }
         if self.last_speaker_check.is_none_or(|t| now.saturating_duration_since(t) >= SPEAKER_INTERVAL) {
             self.last_speaker_check = Some(now);
             self.dominant_speakers();
@@ -315,15 +362,27 @@ impl Sfu {
             }
             let mut events = Vec::new();
             let Some(p) = self.participants.get_mut(&id) else { continue };
+            let mut immediate = 0;
             loop {
                 match p.rtc.poll_output() {
+                    // A timer already due (str0m's pacer asks for one after every packet it
+                    // releases): run it now rather than one packet per trip through the
+                    // socket loop. Bounded, so one participant cannot hold the thread.
+                    Ok(Output::Timeout(t)) if t <= now && immediate < MAX_IMMEDIATE_TIMEOUTS => {
+                        immediate += 1;
+                        if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                            tracing::debug!(participant = id, "str0m timeout: {e}");
+                        }
+                    }
                     Ok(Output::Timeout(t)) => {
                         p.next_timeout = t;
                         break;
                     }
-                    Ok(Output::Transmit(t)) => {
-                        self.transmits.push_back(Transmit { destination: t.destination, contents: t.contents.to_vec() })
-                    }
+                    Ok(Output::Transmit(t)) => self.transmits.push_back(Transmit {
+                        proto: t.proto,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    }),
                     Ok(Output::Event(e)) => events.push(e),
                     Err(e) => {
                         tracing::debug!(participant = id, "str0m: {e}");

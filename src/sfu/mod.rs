@@ -14,6 +14,7 @@
 pub mod core;
 pub mod loopback;
 pub mod simulcast;
+pub mod tcp;
 pub mod thread;
 
 use std::net::SocketAddr;
@@ -166,6 +167,8 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
     pub listen: SocketAddr,
+    /// ICE-TCP (RFC 6544 passive, RFC 4571 framing) on this address as well; `None` = UDP only.
+    pub tcp_listen: Option<SocketAddr>,
     /// The ICE host candidate announced to clients (public address); `None` = the bound address.
     pub public: Option<SocketAddr>,
     /// Video of only the N most recent speakers is forwarded; 0 = all.

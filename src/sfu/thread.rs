@@ -4,12 +4,19 @@
 //! (and at most [`MAX_WAIT`], so commands are picked up promptly). Commands arrive on a
 //! bounded std channel; events leave on a bounded tokio channel with `try_send`, so
 //! neither side ever waits for the other.
+//!
+//! With ICE-TCP on (`tcp_listen`), the TCP listener and its connections are non-blocking
+//! and polled once per turn of the loop ([`TcpMedia`]): TCP media waits at most
+//! [`MAX_WAIT`] more than UDP, acceptable for a fallback path.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
+use str0m::net::Protocol;
+
+use super::tcp::TcpMedia;
 use super::{Command, Event, Sfu, SfuConfig};
 
 const MAX_WAIT: Duration = Duration::from_millis(5);
@@ -23,6 +30,8 @@ pub struct SfuHandle {
     pub commands: SyncSender<Command>,
     /// The ICE host candidate clients send media to.
     pub candidate: SocketAddr,
+    /// The ICE-TCP passive candidate, when TCP is on.
+    pub tcp_candidate: Option<SocketAddr>,
     /// The DTLS certificate fingerprint of every participant's transport.
     pub fingerprint: (String, Vec<u8>),
 }
@@ -40,14 +49,35 @@ pub fn spawn(config: &SfuConfig, events: tokio::sync::mpsc::Sender<Event>) -> st
     };
     let mut sfu = Sfu::new(candidate, Instant::now())?;
     sfu.set_last_n(config.last_n);
+    let mut tcp = None;
+    if let Some(listen) = config.tcp_listen {
+        let listener = TcpListener::bind(listen)?;
+        let bound = listener.local_addr()?;
+        // Announced like the UDP candidate: the public IP when set, else the bound one.
+        let ip = match config.public {
+            Some(p) => p.ip(),
+            None if bound.ip().is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+            None => bound.ip(),
+        };
+        sfu.set_tcp(SocketAddr::new(ip, bound.port()));
+        tracing::info!(%bound, "SFU listening for ICE-TCP media");
+        tcp = Some(TcpMedia::new(listener)?);
+    }
+    let tcp_candidate = sfu.local_tcp_addr();
     let fingerprint = sfu.fingerprint();
     let (tx, rx) = sync_channel(COMMAND_QUEUE);
-    std::thread::Builder::new().name("amphi-sfu".into()).spawn(move || run(socket, sfu, rx, events))?;
+    std::thread::Builder::new().name("amphi-sfu".into()).spawn(move || run(socket, tcp, sfu, rx, events))?;
     tracing::info!(%bound, %candidate, "SFU listening for media");
-    Ok(SfuHandle { commands: tx, candidate, fingerprint })
+    Ok(SfuHandle { commands: tx, candidate, tcp_candidate, fingerprint })
 }
 
-fn run(socket: UdpSocket, mut sfu: Sfu, commands: Receiver<Command>, events: tokio::sync::mpsc::Sender<Event>) {
+fn run(
+    socket: UdpSocket,
+    mut tcp: Option<TcpMedia>,
+    mut sfu: Sfu,
+    commands: Receiver<Command>,
+    events: tokio::sync::mpsc::Sender<Event>,
+) {
     let mut buf = vec![0u8; 2000];
     loop {
         let now = Instant::now();
@@ -59,7 +89,10 @@ fn run(socket: UdpSocket, mut sfu: Sfu, commands: Receiver<Command>, events: tok
             }
         }
         sfu.timeout(Instant::now());
-        flush(&socket, &mut sfu, &events);
+        if let Some(tcp) = tcp.as_mut() {
+            tcp.poll(Instant::now(), |from, packet| sfu.receive(Instant::now(), Protocol::Tcp, from, packet));
+        }
+        flush(&socket, tcp.as_mut(), &mut sfu, &events);
         let wait = sfu
             .next_timeout()
             .map(|t| t.saturating_duration_since(Instant::now()))
@@ -74,7 +107,7 @@ fn run(socket: UdpSocket, mut sfu: Sfu, commands: Receiver<Command>, events: tok
             match socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     sfu.datagram(Instant::now(), from, &buf[..n]);
-                    flush(&socket, &mut sfu, &events);
+                    flush(&socket, tcp.as_mut(), &mut sfu, &events);
                     if socket.set_read_timeout(Some(Duration::from_micros(100))).is_err() {
                         return;
                     }
@@ -93,9 +126,13 @@ fn run(socket: UdpSocket, mut sfu: Sfu, commands: Receiver<Command>, events: tok
     }
 }
 
-fn flush(socket: &UdpSocket, sfu: &mut Sfu, events: &tokio::sync::mpsc::Sender<Event>) {
+fn flush(socket: &UdpSocket, mut tcp: Option<&mut TcpMedia>, sfu: &mut Sfu, events: &tokio::sync::mpsc::Sender<Event>) {
     while let Some(t) = sfu.poll_transmit() {
-        if let Err(e) = socket.send_to(&t.contents, t.destination) {
+        if t.proto != Protocol::Udp {
+            if let Some(tcp) = tcp.as_deref_mut() {
+                tcp.send(t.destination, &t.contents);
+            }
+        } else if let Err(e) = socket.send_to(&t.contents, t.destination) {
             tracing::debug!(to = %t.destination, "SFU send: {e}");
         }
     }

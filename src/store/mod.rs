@@ -259,6 +259,11 @@ pub struct Store {
     pub mam_archive: Table,
     /// XEP-0313: `user` → archiving preferences.
     pub mam_prefs: Table,
+    /// Single sign-on: SHA-256 of an amphi sign-in token → its account, issuer and expiry
+    /// (`oidc::tokens`). The token itself is never stored.
+    pub sso_tokens: Table,
+    /// Single sign-on: `user` → the (issuer id, subject) the name is bound to (`oidc::accounts`).
+    pub sso_bindings: Table,
 }
 
 impl Store {
@@ -290,6 +295,8 @@ impl Store {
             blocklist: SetTable::load(t("blocklist")?)?,
             mam_archive: t("mam_archive")?,
             mam_prefs: t("mam_prefs")?,
+            sso_tokens: t("sso_tokens")?,
+            sso_bindings: t("sso_bindings")?,
             db,
         })
     }
@@ -328,6 +335,8 @@ impl Store {
         self.blocklist.remove(user, None)?;
         self.mam_archive.remove_prefix(&prefix)?;
         self.mam_prefs.remove(user.as_bytes())?;
+        let existed = existed | self.sso_bindings.remove(user.as_bytes())?;
+        crate::oidc::tokens::revoke_all(self, user)?;
         Ok(existed)
     }
 }

@@ -58,9 +58,17 @@ pub enum FrameError {
 
 /// The incremental framer. One per stream; call [`Framer::reset`] after a stream restart
 /// (STARTTLS, SASL success), as RFC 6120 §4.3.3 requires a fresh parser.
+///
+/// An idle stream can be [parked](Framer::park): between two stanzas the parser's state is
+/// fully described by the stream header, so the parser (whose token buffers alone take
+/// 16 KiB) is dropped and rebuilt from the saved header when bytes arrive again.
 pub struct Framer {
-    parser: Parser,
+    /// `None` while parked.
+    parser: Option<Box<Parser>>,
     buf: Vec<u8>,
+    /// How much of `buf` the parser has consumed (compacted on the next `feed`, so that
+    /// parsing a batch of stanzas does not move the rest of the batch after each event).
+    pos: usize,
     limits: Limits,
     /// Elements under construction; `stack[0]` is the top-level child of the stream.
     stack: Vec<Element>,
@@ -68,22 +76,32 @@ pub struct Framer {
     /// Bytes consumed by the current top-level element so far.
     stanza_bytes: usize,
     failed: Option<FrameError>,
-    /// The raw bytes of the stream header, to read its default namespace declaration
-    /// (the parser resolves namespaces and does not report declarations).
+    /// The raw bytes of the stream header: read for its default namespace declaration (the
+    /// parser resolves namespaces and does not report declarations), and replayed into a
+    /// fresh parser when a parked framer wakes. Empty when too long to keep.
     header_raw: Vec<u8>,
+    /// Whether the parser has consumed nothing but whitespace since the last top-level
+    /// element (or the header) ended, so it holds no partial token and may be dropped.
+    clean: bool,
 }
+
+/// Longest stream header kept for replay; a longer one (never seen from real clients)
+/// just means the framer is not parked.
+const MAX_HEADER: usize = 4096;
 
 impl Framer {
     pub fn new(limits: Limits) -> Self {
         Framer {
-            parser: Parser::new(),
+            parser: Some(Box::default()),
             buf: Vec::new(),
+            pos: 0,
             limits,
             stack: Vec::new(),
             in_stream: false,
             stanza_bytes: 0,
             failed: None,
             header_raw: Vec::new(),
+            clean: false,
         }
     }
 
@@ -95,12 +113,55 @@ impl Framer {
 
     /// Hand received bytes to the framer.
     pub fn feed(&mut self, data: &[u8]) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// Bytes received but not parsed yet (whitespace keepalives count until parsed).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.pos
+    }
+
+    /// Free the parser and buffers of a stream that sits between stanzas; the next bytes
+    /// fed bring them back. Returns false (and keeps everything) in the middle of an
+    /// element, before the header, after an error, or with unparsed bytes.
+    pub fn park(&mut self) -> bool {
+        if !self.in_stream
+            || !self.clean
+            || !self.stack.is_empty()
+            || self.failed.is_some()
+            || self.pending() > 0
+            || self.header_raw.is_empty()
+        {
+            return false;
+        }
+        self.parser = None;
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.stack = Vec::new();
+        true
+    }
+
+    /// Whether the parser is currently dropped (see [`Framer::park`]).
+    pub fn is_parked(&self) -> bool {
+        self.parser.is_none()
+    }
+
+    /// A fresh parser that has read the saved stream header, as the dropped one had.
+    fn unpark(&self) -> Result<Box<Parser>, FrameError> {
+        let mut parser: Box<Parser> = Box::default();
+        let mut input: &[u8] = &self.header_raw;
+        loop {
+            match parser.parse(&mut input, false) {
+                Ok(Some(Event::StartElement(..))) => return Ok(parser),
+                Ok(Some(_)) => {}
+                // The same bytes parsed into this stream's header before.
+                _ => return Err(FrameError::NotWellFormed("the stream header could not be read again".into())),
+            }
+        }
     }
 
     /// The next complete event, `Ok(None)` when more bytes are needed.
@@ -112,21 +173,36 @@ impl Framer {
         if let Err(err) = &result {
             self.failed = Some(err.clone());
             self.buf.clear();
+            self.pos = 0;
             self.stack.clear();
         }
         result
     }
 
     fn parse(&mut self) -> Result<Option<FramerEvent>, FrameError> {
-        loop {
-            let mut input: &[u8] = &self.buf;
-            let before = input.len();
-            let result = self.parser.parse(&mut input, false);
-            let consumed = before - input.len();
-            if !self.in_stream && self.header_raw.len() < 4096 {
-                self.header_raw.extend_from_slice(&self.buf[..consumed]);
+        if self.parser.is_none() {
+            if self.pending() == 0 {
+                return Ok(None);
             }
-            self.buf.drain(..consumed);
+            self.parser = Some(self.unpark()?);
+        }
+        loop {
+            let Some(parser) = self.parser.as_mut() else { return Ok(None) };
+            let mut input: &[u8] = &self.buf[self.pos..];
+            let before = input.len();
+            let result = parser.parse(&mut input, false);
+            let consumed = before - input.len();
+            let chunk = &self.buf[self.pos..self.pos + consumed];
+            if !self.in_stream && self.header_raw.len() < MAX_HEADER {
+                self.header_raw.extend_from_slice(chunk);
+            }
+            if self.in_stream
+                && self.stack.is_empty()
+                && !chunk.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            {
+                self.clean = false;
+            }
+            self.pos += consumed;
             if !self.stack.is_empty() || consumed > 0 && self.in_stream {
                 self.stanza_bytes += consumed;
             }
@@ -134,13 +210,18 @@ impl Framer {
                 Ok(Some(event)) => event,
                 Ok(None) => return Ok(None),
                 Err(rxml::error::EndOrError::NeedMoreData) => {
-                    // Give back what a large stanza made the buffer grow to.
-                    if self.buf.is_empty() && self.buf.capacity() > 8192 {
-                        self.buf = Vec::new();
+                    let unparsed = self.pending();
+                    if unparsed == 0 {
+                        self.pos = 0;
+                        self.buf.clear();
+                        // Give back what a large stanza made the buffer grow to.
+                        if self.buf.capacity() > 8192 {
+                            self.buf = Vec::new();
+                        }
                     }
                     // A partial token also counts against the limit: a peer must not be able
                     // to make us buffer an endless attribute value or name.
-                    if self.stanza_bytes + self.buf.len() > self.limits.max_stanza_size {
+                    if self.stanza_bytes + unparsed > self.limits.max_stanza_size {
                         return Err(FrameError::TooLarge(self.limits.max_stanza_size));
                     }
                     return Ok(None);
@@ -198,6 +279,7 @@ impl Framer {
                         }
                         None => {
                             self.stanza_bytes = 0;
+                            self.clean = true;
                             Ok(Some(FramerEvent::Element(el)))
                         }
                     }
@@ -225,7 +307,12 @@ impl Framer {
         }
         // The content namespace (RFC 6120 §4.8.2): reported as "xmlns", empty if undeclared.
         map.insert("xmlns".into(), default_namespace(&self.header_raw).unwrap_or_default());
-        self.header_raw = Vec::new();
+        if self.header_raw.len() >= MAX_HEADER {
+            // Possibly cut short: not replayable, so this stream is never parked.
+            self.header_raw = Vec::new();
+        }
+        self.header_raw.shrink_to_fit();
+        self.clean = true;
         Ok(FramerEvent::StreamOpen(map))
     }
 
@@ -392,6 +479,55 @@ mod tests {
         f.feed(b"\n \n<presence/>\t");
         let ev = drain(&mut f).unwrap();
         assert_eq!(ev.len(), 2);
+        assert_eq!(f.pending(), 0);
+    }
+
+    #[test]
+    fn parked_framer_wakes_with_the_header_namespaces() {
+        let mut f = framer();
+        let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:x='urn:x' \
+            xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+        f.feed(header.as_bytes());
+        f.feed(b"<presence/> \n");
+        assert_eq!(drain(&mut f).unwrap().len(), 2);
+        assert!(f.park() && f.is_parked());
+        assert!(drain(&mut f).unwrap().is_empty(), "nothing fed, nothing parsed");
+        f.feed(b"<message to='a@b'><body>1</body></message><x:y/></stream:stream>");
+        let ev = drain(&mut f).unwrap();
+        assert!(!f.is_parked());
+        assert!(matches!(&ev[0], FramerEvent::Element(el) if el.is("message", "jabber:client")));
+        assert!(matches!(&ev[1], FramerEvent::Element(el) if el.is("y", "urn:x")));
+        assert!(matches!(ev[2], FramerEvent::StreamClose));
+    }
+
+    #[test]
+    fn no_parking_inside_an_element_or_a_token() {
+        let mut f = framer();
+        assert!(!f.park(), "before the header");
+        f.feed(HEADER.as_bytes());
+        drain(&mut f).unwrap();
+        f.feed(b"<message><bo");
+        drain(&mut f).unwrap();
+        assert!(!f.park(), "inside an element");
+        f.feed(b"dy>x</body></message><mess");
+        assert_eq!(drain(&mut f).unwrap().len(), 1);
+        assert!(!f.park(), "inside a start tag");
+        f.feed(b"age/>");
+        assert_eq!(drain(&mut f).unwrap().len(), 1);
+        assert!(f.park());
+        f.feed(b"<message><body>");
+        f.feed(&vec![b'a'; 2000]);
+        assert_eq!(drain(&mut f).unwrap_err(), FrameError::TooLarge(1024), "limits apply after waking");
+    }
+
+    #[test]
+    fn batch_of_stanzas_in_one_feed() {
+        let mut f = framer();
+        f.feed(HEADER.as_bytes());
+        f.feed("<presence/>".repeat(50).as_bytes());
+        assert_eq!(drain(&mut f).unwrap().len(), 51);
+        f.feed(b"<iq type='get' id='1'/>");
+        assert_eq!(drain(&mut f).unwrap().len(), 1);
         assert_eq!(f.pending(), 0);
     }
 

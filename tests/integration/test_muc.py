@@ -146,6 +146,19 @@ async def test_dropped_connection_leaves_the_room(server, clients):
     assert left["type"] == "unavailable"
 
 
+async def test_dropped_connection_without_broadcast_presence_leaves_the_room(server, clients):
+    """RFC 6121 §4.6.3: a session that only ever sent directed presence (a MUC join) still
+    tells its targets it left when it ends, even though it was never 'available'."""
+    alice, _, _ = clients
+    room = f"drop-directed@{SERVICE}"
+    await create(alice, room, "Alice")
+    erin = await sign_in(server, "dave", resource="directed-only", presence=False)
+    await join(erin, room, "Erin")
+    erin.abort()
+    left = await alice.next_presence(where=from_(f"{room}/Erin", "unavailable"))
+    assert left["type"] == "unavailable"
+
+
 async def test_kick_ban_and_permissions(server, clients):
     alice, bob, carol = clients
     room = f"discipline@{SERVICE}"

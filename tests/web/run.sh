@@ -22,6 +22,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
     echo "==> npm ci"
     npm ci --no-audit --no-fund --loglevel=error
 fi
+# The test OpenID providers (tests/oidc/, for e2e/sso.test.js) have their own packages.
+if [ ! -d ../oidc/node_modules ] || [ ../oidc/package-lock.json -nt ../oidc/node_modules/.package-lock.json ]; then
+    echo "==> npm ci (tests/oidc)"
+    (cd ../oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if [ -z "${PYTHON:-}" ]; then
     if [ -x "$ROOT/.test-work/venv/bin/python" ]; then PYTHON="$ROOT/.test-work/venv/bin/python"; else PYTHON=python3; fi
 fi
@@ -37,5 +42,10 @@ if [ ! -x "$AMPHI_BIN" ]; then
     (cd "$ROOT" && cargo build -p amphi)
 fi
 rm -f screenshots/*.png
+if [ $# -eq 0 ]; then
+    # The whole suite also checks the test providers themselves (their tampering modes).
+    echo "==> tests/oidc: the test OpenID providers"
+    (cd ../oidc && node --test providers.test.js)
+fi
 # --experimental-websocket: @xmpp/client needs the WebSocket global (built into Node 22+).
 exec node --experimental-websocket --test --test-concurrency=1 "${@:-e2e/}"

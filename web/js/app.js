@@ -3,14 +3,18 @@
 
 import { t, setLang, currentLang } from './i18n.js';
 import { h, render, toast, nodes } from './ui.js';
-import { state, restore, signOut, hasSession } from './session.js';
+import { state, restore, signOut, hasSession, takeSsoFragment } from './session.js';
 import { homePage } from './pages/home.js';
-import { signinPage } from './pages/signin.js';
+import { signinPage, ssoPage, ssoDonePage } from './pages/signin.js';
 import { roomsPage } from './pages/rooms.js';
 import { createPage, temporaryMeeting } from './pages/create.js';
 import { roomPage, leaveCurrentRoom } from './pages/room.js';
 import { joinPage } from './pages/join.js';
 import { devicesPage, stopDeviceTest } from './pages/devices.js';
+
+// A single sign-on token arrives in the fragment of /sso/done: out of the address bar
+// and the history before anything else runs.
+takeSsoFragment();
 
 /** Server facts from /api/config: XMPP domain, MUC service, capacity. */
 export const server = { domain: location.hostname, muc: '', registration: true };
@@ -54,6 +58,8 @@ export async function route() {
   if (path === '/') return homePage();
   if (path === '/signin') return signinPage(false);
   if (path === '/signup') return signinPage(true);
+  if (path === '/sso') return ssoPage();
+  if (path === '/sso/done') return ssoDonePage();
   if (path === '/devices') return devicesPage();
   if (path === '/rooms') return (await needAccount()) && roomsPage();
   if (path === '/rooms/new') return (await needAccount()) && createPage();

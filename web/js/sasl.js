@@ -1,4 +1,5 @@
-// SASL for the browser: SCRAM-SHA-256 (RFC 5802 / RFC 7677) with WebCrypto, and PLAIN.
+// SASL for the browser: SCRAM-SHA-256 (RFC 5802 / RFC 7677) with WebCrypto, PLAIN, and
+// OAUTHBEARER (RFC 7628) with the token amphi issues after single sign-on.
 // Channel binding (-PLUS) is out of reach for web pages: browsers expose no TLS data.
 
 const enc = new TextEncoder();
@@ -69,6 +70,23 @@ export function plain(username, password) {
     name: 'PLAIN',
     initial: async () => textToBase64(`\0${username}\0${password}`),
     step: async () => { throw new Error('PLAIN has no challenge'); },
+    verify: async () => true,
+  };
+}
+
+/**
+ * OAUTHBEARER (RFC 7628) with a token amphi issued after single sign-on. The authzid
+ * names the account the token is bound to. A refused token comes back as a challenge
+ * holding a JSON error (`{"status":"invalid_token"}`); RFC 7628 §3.2.3 has the client
+ * answer it with a lone %x01, after which the server sends its `<failure/>`.
+ * @param {string} authzid bare JID @param {string} token
+ * @returns {Mechanism}
+ */
+export function oauthBearer(authzid, token) {
+  return {
+    name: 'OAUTHBEARER',
+    initial: async () => textToBase64(`n,a=${saslName(authzid)},\x01auth=Bearer ${token}\x01\x01`),
+    step: async () => textToBase64('\x01'),
     verify: async () => true,
   };
 }

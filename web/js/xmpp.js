@@ -1,8 +1,9 @@
-// A small XMPP client over WebSocket (RFC 7395): framing, SASL (SCRAM-SHA-256 or PLAIN),
+// A small XMPP client over WebSocket (RFC 7395): framing, SASL (SCRAM-SHA-256 or PLAIN
+// with a password, OAUTHBEARER with a single sign-on token),
 // in-band registration (XEP-0077), resource binding, iq tracking, and events for
 // messages and presences. Stanzas are DOM elements built with `x()`.
 
-import { plain, scramSha256 } from './sasl.js';
+import { plain, scramSha256, oauthBearer } from './sasl.js';
 
 export const NS = {
   client: 'jabber:client',
@@ -100,7 +101,8 @@ export function newId() {
 }
 
 /**
- * @typedef {{ url: string, jid: string, password: string, register?: boolean, resource?: string }} ConnectOptions
+ * A password, or `token`: the token amphi issued after single sign-on (OAUTHBEARER).
+ * @typedef {{ url: string, jid: string, password?: string, token?: string, register?: boolean, resource?: string }} ConnectOptions
  */
 
 /**
@@ -144,9 +146,9 @@ export class Client extends EventTarget {
     ws.onclose = () => this.closed('connection closed');
     let features = await this.open(domain);
     if (o.register) {
-      await this.register(username, o.password);
+      await this.register(username, o.password ?? '');
     }
-    await this.authenticate(features, username, o.password);
+    await this.authenticate(features, o.token ? { token: o.token, jid: bare(o.jid) } : { username, password: o.password ?? '' });
     features = await this.open(domain);
     if (!child(features, 'bind', NS.bind)) throw new Error('the server offers no resource binding');
     const res = await this.iq('set', null, x('bind', { xmlns: NS.bind }, o.resource ? x('resource', { xmlns: NS.bind }, o.resource) : null));
@@ -172,13 +174,20 @@ export class Client extends EventTarget {
     await this.iq('set', null, q);
   }
 
-  /** @param {Element} features @param {string} username @param {string} password */
-  async authenticate(features, username, password) {
+  /**
+   * @param {Element} features
+   * @param {{ username: string, password: string } | { token: string, jid: string }} secret
+   */
+  async authenticate(features, secret) {
     const mechs = child(features, 'mechanisms', NS.sasl);
     const offered = mechs ? children(mechs, 'mechanism').map((m) => m.textContent) : [];
     let m;
-    if (offered.includes('SCRAM-SHA-256')) m = scramSha256(username, password);
-    else if (offered.includes('PLAIN')) m = plain(username, password);
+    if ('token' in secret) {
+      // A token is only ever offered to the mechanism made for it, never sent as a password.
+      if (!offered.includes('OAUTHBEARER')) throw new Error('the server does not offer single sign-on (OAUTHBEARER)');
+      m = oauthBearer(secret.jid, secret.token);
+    } else if (offered.includes('SCRAM-SHA-256')) m = scramSha256(secret.username, secret.password);
+    else if (offered.includes('PLAIN')) m = plain(secret.username, secret.password);
     else throw new Error('no usable sign-in method offered');
     this.send(x('auth', { xmlns: NS.sasl, mechanism: m.name }, await m.initial()));
     for (;;) {

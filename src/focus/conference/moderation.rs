@@ -1,5 +1,5 @@
 //! Mute (XEP-0167 §7 session-info) for oneself and by moderators, layer preferences, and
-//! the calls' ends decided outside Jingle (room destroyed, occupant removed).
+//! occupants removed from a call by its room (the end of a whole call: `end_call.rs`).
 
 use minidom::Element;
 
@@ -96,16 +96,6 @@ impl Conferences {
                 out.push(Output::Send(self.iq_set(&from, &to, j.to_element())));
             }
         }
-    }
-
-    /// End a call for everyone (its room was destroyed): each participant gets
-    /// session-terminate `<success/>` with `text` saying why.
-    pub fn end_call(&mut self, call: &str, text: &str) -> Outs {
-        let mut out = Vec::new();
-        for id in self.calls.get(call).cloned().unwrap_or_default() {
-            self.leave(id, Some(("success", Some(text))), &mut out);
-        }
-        out
     }
 
     /// An occupant left the call's room or was removed from it: end its sessions there.

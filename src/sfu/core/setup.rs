@@ -7,6 +7,7 @@ use std::time::Instant;
 use str0m::config::Fingerprint;
 use str0m::format::{Codec as StrCodec, FormatParams};
 use str0m::media::{Frequency, MediaKind, Mid, Pt};
+use str0m::net::TcpType;
 use str0m::rtp::{Extension, ExtensionMap, Ssrc};
 use str0m::{Candidate, IceCreds, Rtc};
 
@@ -41,7 +42,8 @@ impl Sfu {
             .set_extension_map(exts)
             .set_local_ice_credentials(IceCreds { ufrag: spec.local_ufrag.clone(), pass: spec.local_pwd.clone() });
         if self.bwe {
-            cfg = cfg.enable_bwe(None);
+            // `enable_bwe(None)` would turn it off: str0m wants the starting estimate.
+            cfg = cfg.enable_bwe(Some(super::INITIAL_ESTIMATE));
         }
         *cfg.codec_config() = codecs;
         let mut rtc = cfg.build(now);
@@ -50,6 +52,14 @@ impl Sfu {
                 rtc.add_local_candidate(c);
             }
             Err(e) => tracing::warn!("the SFU's own address is not a usable candidate: {e}"),
+        }
+        if let Some(tcp) = self.local_tcp {
+            match Candidate::builder().tcp().host(tcp).tcptype(TcpType::Passive).build() {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::warn!("the SFU's TCP address is not a usable candidate: {e}"),
+            }
         }
         for c in &spec.candidates {
             if let Ok(c) = Candidate::from_sdp_string(c) {

@@ -7,7 +7,8 @@
 // decode it; the moderator mutes one and its audio stops at the others; one leaves and its
 // tile disappears at the others. Also: the Jingle⇄SDP mapping against Chrome itself, camera
 // off/on, self mute, keyboard pinning, raise hand, an audio-only rejoin, a guest from an
-// invitation link, an independent aiortc peer (lib/aiortc_peer.py), and the phone layout.
+// invitation link, an independent aiortc peer (lib/aiortc_peer.py), the phone layout, the
+// XEP-0482 invite seen from the room's history, and the moderator ending the call for everyone.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -170,6 +171,12 @@ test('three participants sign in, enter the room and join its call', async () =>
     await p.page.waitForSelector(`#participants li[data-nick="${u}"]`);
     // The pre-join screen is the device test.
     await p.page.waitForSelector('#stage:not([hidden]) #call-join');
+    if (u === 'bob') {
+      // Alice started the call: her XEP-0482 invite, from the room's history, says so.
+      await p.page.waitForSelector('#call-in-progress:not([hidden]):has-text("A call started by alice is in progress")');
+      await p.page.waitForSelector('#chat-log li:has-text("a lancé un appel")');
+      await shot(p.page, 'call-01b-call-in-progress');
+    }
     if (u === 'alice') {
       await p.page.click('#start-test');
       await p.page.waitForFunction(() => (/** @type {HTMLVideoElement|null} */ (document.querySelector('#camera-preview'))?.videoWidth ?? 0) > 0);
@@ -325,6 +332,8 @@ test('the moderator mutes bob: his audio stops at the others, and comes back on 
 test('carol leaves: her tile disappears at the others', async () => {
   await peers.carol.page.click('#call-leave');
   await peers.carol.page.waitForSelector('#call-join');
+  // The others are still in the call: she is told so.
+  await peers.carol.page.waitForSelector('#call-in-progress:not([hidden]) #call-join-banner');
   for (const u of ['alice', 'bob']) {
     await peers[u].page.waitForSelector(`#call-grid .tile[data-nick="carol"]`, { state: 'detached', timeout: 15000 });
     await peers[u].page.waitForSelector(`#call-people li[data-nick="carol"]`, { state: 'detached' });
@@ -426,4 +435,26 @@ test('the call fits a phone screen', async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling (${overflow}px too wide)`);
   await shot(page, 'call-14-phone');
+});
+
+test('the moderator ends the call for everyone; the room and its chat stay', async () => {
+  const [alice, bob, carol] = [peers.alice.page, peers.bob.page, peers.carol.page];
+  await alice.setViewportSize({ width: 1280, height: 900 });
+  // Only moderators have the button; the focus checks the room role too (tests/call_access.rs).
+  assert.equal(await bob.locator('#call-end-all:visible').count(), 0);
+  alice.once('dialog', (d) => d.accept());
+  await alice.click('#call-end-all');
+  await bob.waitForSelector('#call-error .alert:has-text("The moderator (alice) ended the call for everyone")');
+  await carol.waitForSelector('#call-error .alert:has-text("Le modérateur (alice) a terminé l’appel pour tous")');
+  await alice.waitForSelector('#call-error .alert:has-text("Vous avez terminé l’appel pour tous")');
+  for (const p of [alice, bob, carol]) {
+    await p.waitForSelector('#call-join');
+    await p.waitForSelector('#call-in-progress', { state: 'hidden' });
+  }
+  // The invite is retracted in the chat, and the chat goes on.
+  await bob.waitForSelector('#chat-log li:has-text("a terminé l’appel pour tous")');
+  await bob.fill('#chat-input', 'still here');
+  await bob.press('#chat-input', 'Enter');
+  await carol.waitForSelector('#chat-log li:has-text("still here")');
+  await shot(bob, 'call-15-ended-by-moderator');
 });

@@ -29,13 +29,14 @@ export function freePort() {
  */
 
 /**
- * @param {{ capacity?: number, extra?: string, users?: [string, string][] }} [opts]
- *   users: accounts made with `amphi user add` before the server starts
+ * @param {{ capacity?: number, extra?: string, users?: [string, string][], http?: number }} [opts]
+ *   users: accounts made with `amphi user add` before the server starts;
+ *   http: the plain HTTP port, when the config must name it first (SSO redirect URIs)
  * @returns {Promise<Amphi>}
  */
 export async function startAmphi(opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'amphi-web-'));
-  const [http, https, c2s, tls] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [http, https, c2s, tls] = [opts.http ?? await freePort(), await freePort(), await freePort(), await freePort()];
   const config = join(dir, 'config.toml');
   writeFileSync(config, `[server]
 domain = "localhost"

@@ -8,7 +8,7 @@
 // arrives while our own content-add waits for its content-accept is applied afterwards.
 
 import { x, child, children, newId, bare } from '../xmpp.js';
-import { NSJ, parseSdp, sdpToJingle, contentElement, sectionFromContent, buildSdp, DIRECTION_OF_REMOTE } from './jingle.js';
+import { NSJ, parseSdp, sdpToJingle, contentElement, sectionFromContent, buildSdp, DIRECTION_OF_REMOTE, terminateReason } from './jingle.js';
 import { preferCodecs, LAYERS, SIMULCAST, freshSsrc, withSimulcast, scaleLayers } from './media.js';
 
 /** @typedef {import('../xmpp.js').Client} Client */
@@ -76,6 +76,8 @@ export class Call extends EventTarget {
     /** @type {Map<string, (j: Element) => void>} actions awaited outside the chain */
     this.waiters = new Map();
     this.ended = false;
+    /** @type {ReturnType<typeof terminateReason>|null} why the focus ended the session, if it did */
+    this.terminated = null;
     this.pc.addEventListener('track', (e) => {
       const mid = e.transceiver.mid ?? '';
       const s = this.streams.get(mid);
@@ -131,8 +133,8 @@ export class Call extends EventTarget {
     else if (action === 'content-remove') this.serial(() => this.onContentRemove(j)).catch((e) => this.fail(e));
     else if (action === 'session-info') this.onSessionInfo(j);
     else if (action === 'session-terminate') {
-      const r = child(j, 'reason', NSJ.jingle);
-      this.close(r?.firstElementChild?.localName ?? 'gone');
+      this.terminated = terminateReason(j);
+      this.close(this.terminated.condition);
     }
     return null;
   }

@@ -166,12 +166,17 @@ export function contentElement(s, creator, senders, withTransport = true) {
   return c;
 }
 
-/** An SDP candidate line's value as XEP-0176 <candidate/>. @param {string} line @param {number} i */
+/**
+ * An SDP candidate line's value as XEP-0176 <candidate/>; a TCP candidate's RFC 6544 role
+ * travels as a `tcptype` attribute (XEP-0176 has none; Jitsi's Jingle does the same).
+ * @param {string} line @param {number} i
+ */
 export function candidateElement(line, i) {
   const f = line.split(' ');
   const at = (/** @type {string} */ k) => (f.indexOf(k) >= 0 ? f[f.indexOf(k) + 1] : null);
   return x('candidate', { xmlns: NSJ.ice, foundation: f[0], component: f[1], protocol: f[2].toLowerCase(), priority: f[3],
-    ip: f[4], port: f[5], type: f[7], generation: '0', id: `c${i}`, 'rel-addr': at('raddr'), 'rel-port': at('rport') });
+    ip: f[4], port: f[5], type: f[7], generation: '0', id: `c${i}`, 'rel-addr': at('raddr'), 'rel-port': at('rport'),
+    tcptype: at('tcptype') });
 }
 
 /**
@@ -221,7 +226,9 @@ export function sectionFromContent(c) {
     }
     for (const ce of children(tr, 'candidate', NSJ.ice)) {
       const a = (/** @type {string} */ k) => ce.getAttribute(k) ?? '';
-      s.candidates.push(`${a('foundation')} ${a('component')} ${a('protocol')} ${a('priority')} ${a('ip')} ${a('port')} typ ${a('type')}`);
+      // The focus's ICE-TCP candidate is `tcptype passive` (RFC 6544): the browser connects to it.
+      const tcp = a('protocol').toLowerCase() === 'tcp' && a('tcptype') ? ` tcptype ${a('tcptype')}` : '';
+      s.candidates.push(`${a('foundation')} ${a('component')} ${a('protocol')} ${a('priority')} ${a('ip')} ${a('port')} typ ${a('type')}${tcp}`);
     }
   }
   return s;
@@ -254,4 +261,54 @@ export function buildSdp(sections) {
     lines.push('a=end-of-candidates');
   }
   return `${lines.join('\r\n')}\r\n`;
+}
+
+/** amphi's call namespace: call state in presence, and who ended a call for everyone. */
+export const NS_CALL = 'urn:amphi:call:0';
+/** XEP-0050 ad-hoc commands: the focus's `end-call` (xep/jingle-conferences.md). */
+export const NS_COMMANDS = 'http://jabber.org/protocol/commands';
+/** XEP-0482 call invites. */
+export const NS_INVITES = 'urn:xmpp:call-invites:0';
+
+/**
+ * Why a session-terminate ended our session: the XEP-0166 condition, the focus's text, and
+ * `endedBy`, the occupant JID of the moderator who ended the call for everyone ('' if none).
+ * @param {Element} j the <jingle/> @returns {{ condition: string, text: string, endedBy: string }}
+ */
+export function terminateReason(j) {
+  const r = child(j, 'reason', NSJ.jingle);
+  const cond = r ? Array.from(r.children).find((e) => e.namespaceURI === NSJ.jingle && e.localName !== 'text') : null;
+  return {
+    condition: cond?.localName ?? 'gone',
+    text: (r && child(r, 'text', NSJ.jingle)?.textContent) ?? '',
+    endedBy: (r && child(r, 'ended-by-moderator', NS_CALL)?.getAttribute('by')) ?? '',
+  };
+}
+
+/**
+ * A XEP-0482 invite to the room's call: join it with Jingle at the focus (the `jid` is the
+ * call's JID, a client sends its own session-initiate there; `sid` is the inviter's
+ * session), or open the web client at `uri`.
+ * @param {string} focus @param {string} sid @param {boolean} video @param {string} uri
+ */
+export function inviteElement(focus, sid, video, uri) {
+  return x('invite', { xmlns: NS_INVITES, audio: 'true', video: video ? 'true' : 'false' },
+    x('jingle', { xmlns: NS_INVITES, sid, jid: focus }), x('external', { xmlns: NS_INVITES, uri }));
+}
+
+/**
+ * What a room's groupchat message says about its call (XEP-0482): an invite (its id is
+ * the room's XEP-0359 stanza-id, §"Using the correct ID"), or an accept, reject, left or
+ * retract naming one; null otherwise.
+ * @param {Element} m @param {string} room the room's bare JID
+ * @returns {{ kind: string, id: string, jid: string }|null}
+ */
+export function readCallInvite(m, room) {
+  const el = Array.from(m.children).find((c) => c.namespaceURI === NS_INVITES);
+  if (!el) return null;
+  if (el.localName === 'invite') {
+    const sid = children(m, 'stanza-id', 'urn:xmpp:sid:0').find((e) => e.getAttribute('by') === room);
+    return { kind: 'invite', id: sid?.getAttribute('id') ?? '', jid: child(el, 'jingle', NS_INVITES)?.getAttribute('jid') ?? '' };
+  }
+  return { kind: el.localName, id: el.getAttribute('id') ?? '', jid: '' };
 }

@@ -65,14 +65,13 @@ export function preferCodecs(tr, kind) {
  * into Chrome's SDP. rid-based simulcast has no Jingle mapping. Two layers (full and half
  * resolution) suit the 640×360 camera; a layer the browser does not send is never chosen.
  *
- * Off unless `localStorage['amphi.simulcast'] = '1'`: Chrome sends both layers, but in about
- * one run in four of the call test a new receiver got no video packet at all for 15 s (the
- * SFU waits for a keyframe of the chosen layer before forwarding; the keyframe request seems
- * lost when made before the layer's first packet). To turn on once the SFU retries it.
+ * On unless `localStorage['amphi.simulcast'] = '0'`. The SFU forwards nothing of a layer
+ * before its keyframe and repeats its keyframe request until one arrives (Chrome ignores
+ * requests that follow its last one within 300 ms), so a new receiver is never left waiting.
  */
 export const LAYERS = 2;
 export const SIMULCAST = (() => {
-  try { return localStorage.getItem('amphi.simulcast') === '1'; } catch { return false; }
+  try { return localStorage.getItem('amphi.simulcast') !== '0'; } catch { return true; }
 })();
 
 /** Lowest layer at half resolution, the top one at full. @param {RTCRtpSender} sender */

@@ -13,13 +13,22 @@
 // `screen` is the publisher's content name of its screen share (the focus's msid
 // "amphi-N CONTENT" carries it to receivers), so they tell a screen share from a camera.
 // The element is absent when not in the call.
+//
+// The room learns of its call from XEP-0482 invites: whoever starts the call (it has no
+// participants yet) sends the room an <invite/> naming the focus, with a body for clients
+// without XEP-0482; joiners send <accept/>, leavers <left/>, and whoever finds the call
+// empty after leaving (or the moderator who ended it) <retract/>s the invite. An invite
+// seen live or in the history on entering shows "a call is in progress"; the call's number
+// of participants (disco#info on the call's JID) has the last word, so a stale invite shows
+// nothing. Moderators end the call for everyone with the focus's XEP-0050 `end-call`.
 
 import { t } from '../i18n.js';
 import { h, toast, alertBox } from '../ui.js';
-import { x, child, bare, localOf, domainOf, resourceOf, StanzaError } from '../xmpp.js';
+import { x, child, bare, localOf, domainOf, resourceOf, newId, StanzaError } from '../xmpp.js';
 import { mountDeviceTest } from '../pages/devices.js';
 import { Call } from './call.js';
 import { iceServers } from './media.js';
+import { NS_COMMANDS, NS_INVITES, inviteElement, readCallInvite } from './jingle.js';
 
 const NS_CALL = 'urn:amphi:call:0';
 
@@ -105,7 +114,7 @@ class CallView {
       const before = this.presences.get(nick);
       if (cp) this.presences.set(nick, cp); else this.presences.delete(nick);
       if (this.call && cp?.hand && !before?.hand && nick !== room.nick) this.say(t('call.said.hand', { name: nick }));
-      if (this.call) this.render();
+      if (this.call) this.render(); else this.renderBanner();
     };
     this.onKey = (/** @type {KeyboardEvent} */ e) => this.shortcut(e);
     this.visitor = false;
@@ -117,15 +126,30 @@ class CallView {
       if (!this.call && (this.room.self?.role === 'visitor') !== this.visitor) this.prejoin();
       else if (this.call) this.render();
     };
+    /** @type {{ id: string, nick: string }|null} the room's current XEP-0482 call invite */
+    this.invite = null;
+    /** Whether the room's call has participants, as the focus last said. */
+    this.inProgress = false;
+    /** Whether our session is up (joined, not yet left). */
+    this.live = false;
+    this.banner = h('div', { id: 'call-in-progress', role: 'status', hidden: true });
+    this.onMessage = (/** @type {Event} */ e) => this.message(/** @type {CustomEvent} */ (e).detail);
     room.addEventListener('occupants', this.onOccupants);
     room.client.addEventListener('presence', this.onPresence);
+    room.client.addEventListener('message', this.onMessage);
     document.addEventListener('keydown', this.onKey);
+    // A call that others start or end without a word (clients without XEP-0482) shows up
+    // within half a minute.
+    this.poll = window.setInterval(() => { if (!this.call) this.refresh(); }, 30000);
     this.prejoin();
+    this.refresh();
   }
 
   destroy() {
     this.leave(true);
     this.device?.stop();
+    clearInterval(this.poll);
+    this.room.client.removeEventListener('message', this.onMessage);
     this.room.client.removeEventListener('presence', this.onPresence);
     this.room.removeEventListener('occupants', this.onOccupants);
     document.removeEventListener('keydown', this.onKey);
@@ -140,13 +164,66 @@ class CallView {
     const box = h('div', { class: 'call-devices' });
     const error = h('div', { id: 'call-error' });
     this.visitor = this.room.self?.role === 'visitor';
-    this.stage.replaceChildren(h('h2', {}, t('call.title')), h('p', { class: 'muted' }, t(this.visitor ? 'call.prejoin.visitor' : 'call.prejoin')),
-      box, error,
+    this.errorBox = error;
+    this.stage.replaceChildren(h('h2', {}, t('call.title')), this.banner,
+      h('p', { class: 'muted' }, t(this.visitor ? 'call.prejoin.visitor' : 'call.prejoin')), box, error,
       h('p', { class: 'actions', id: 'call-prejoin' }, ...(this.visitor
         ? [h('button', { type: 'button', class: 'primary', id: 'call-join-listen', onclick: () => this.join('listen', error) }, t('call.joinListen'))]
         : [h('button', { type: 'button', class: 'primary', id: 'call-join', onclick: () => this.join('camera', error) }, t('call.join')),
           h('button', { type: 'button', id: 'call-join-audio', onclick: () => this.join('audio', error) }, t('call.joinAudio'))])));
     this.device = mountDeviceTest(box);
+    this.renderBanner();
+  }
+
+  /** "A call is in progress — join", when it is and we are not in it. */
+  renderBanner() {
+    const others = [...this.presences.keys()].some((nick) => nick !== this.room.nick);
+    const on = !this.call && (this.inProgress || others);
+    this.banner.hidden = !on;
+    if (!on) return;
+    const by = this.invite?.nick;
+    this.banner.replaceChildren(h('p', { class: 'notice' }, by ? t('call.inProgressBy', { name: by }) : t('call.inProgress'), ' ',
+      h('button', { type: 'button', class: 'primary small', id: 'call-join-banner',
+        onclick: () => this.join(this.visitor ? 'listen' : 'camera', this.errorBox ?? this.banner) }, t('call.joinNow'))));
+  }
+
+  /**
+   * Ask the focus whether the room's call is in progress: disco#info on the call's JID
+   * (guests may ask it) has its number of participants. null when the focus did not say.
+   * @returns {Promise<boolean|null>}
+   */
+  async refresh() {
+    const info = await this.room.client.discoInfo(await this.focus).catch(() => null);
+    const field = info?.forms.flatMap((f) => Array.from(f.children)).find((f) => f.getAttribute('var') === 'participants');
+    if (!field) {
+      this.renderBanner();
+      return null;
+    }
+    this.inProgress = Number(field.textContent) > 0;
+    this.renderBanner();
+    return this.inProgress;
+  }
+
+  /** XEP-0482 messages in the room (live, or its history on entering). @param {Element} m */
+  message(m) {
+    const from = m.getAttribute('from') ?? '';
+    if (bare(from) !== this.room.jid || m.getAttribute('type') !== 'groupchat') return;
+    const ci = readCallInvite(m, this.room.jid);
+    if (!ci) return;
+    if (ci.kind === 'invite' && ci.id) this.invite = { id: ci.id, nick: resourceOf(from) };
+    else if (ci.kind === 'retract' && ci.id === this.invite?.id) this.invite = null;
+    if (!this.call) this.refresh();
+  }
+
+  /**
+   * A XEP-0482 message about the room's call invite; `body` for clients that do not know it.
+   * @param {string} kind @param {Element|null} [payload] @param {string} [body]
+   */
+  tellRoom(kind, payload = null, body = '') {
+    const invite = this.invite;
+    if (!invite || !this.room.joined || this.room.self?.role === 'visitor') return;
+    this.room.client.send(x('message', { to: this.room.jid, type: 'groupchat', id: newId() },
+      x(kind, { xmlns: NS_INVITES, id: invite.id }, payload), body ? x('body', {}, body) : null));
   }
 
   /** @param {'camera'|'audio'|'listen'} mode @param {HTMLElement} error */
@@ -158,6 +235,7 @@ class CallView {
     error.replaceChildren(h('p', { 'aria-busy': 'true' }, t('call.joining')));
     for (const b of this.stage.querySelectorAll('#call-prejoin button')) b.setAttribute('disabled', '');
     let call;
+    let starting = false;
     try {
       this.listener = mode === 'listen';
       this.camId = camId;
@@ -172,6 +250,9 @@ class CallView {
           });
       this.mic = stream.getAudioTracks()[0] ?? null;
       this.cam = stream.getVideoTracks()[0] ?? null;
+      // Nobody in the call yet: we start it, and invite the room (XEP-0482).
+      const others = [...this.presences.keys()].some((nick) => nick !== this.room.nick);
+      starting = !others && (await this.refresh()) === false;
       call = new Call(this.room.client, await this.focus, await this.ice);
       this.call = call;
       this.wire(call);
@@ -185,9 +266,19 @@ class CallView {
     }
     this.muted = false;
     this.hand = false;
+    this.live = true;
     this.inCall();
     this.announce();
     this.timer = window.setInterval(() => this.levels(), 500);
+    const focus = await this.focus;
+    const jingle = x('jingle', { xmlns: NS_INVITES, sid: call.sid, jid: focus });
+    if (starting && this.room.self?.role !== 'visitor') {
+      const uri = `${location.origin}/room/${encodeURIComponent(localOf(this.room.jid))}`;
+      this.room.client.send(x('message', { to: this.room.jid, type: 'groupchat', id: newId() },
+        inviteElement(focus, call.sid, !!this.cam, uri), x('body', {}, t('call.invite.body'))));
+    } else {
+      this.tellRoom('accept', jingle);
+    }
   }
 
   /** @param {Call} call */
@@ -230,9 +321,12 @@ class CallView {
     call.addEventListener('ended', (e) => {
       const reason = String(/** @type {CustomEvent} */ (e).detail);
       if (this.call !== call) return;
-      this.leave(false);
+      const by = call.terminated?.endedBy ?? '';
+      this.leave(false, !!by);
       this.prejoin();
-      if (reason !== 'success') this.stage.querySelector('#call-error')?.replaceChildren(alertBox(t('call.ended', { reason })));
+      const box = this.stage.querySelector('#call-error');
+      if (by) box?.replaceChildren(alertBox(resourceOf(by) === this.room.nick ? t('call.youEndedForAll') : t('call.endedByModerator', { name: resourceOf(by) })));
+      else if (reason !== 'success') box?.replaceChildren(alertBox(t('call.ended', { reason })));
     });
   }
 
@@ -283,6 +377,7 @@ class CallView {
       hand: btn('call-hand', () => { this.hand = !this.hand; this.announce(); this.render(); }),
       view: btn('call-view', () => { this.speakerView = !this.speakerView; this.render(); }),
       leave: h('button', { type: 'button', id: 'call-leave', class: 'danger', onclick: () => { this.leave(true); this.prejoin(); } }, t('call.leave')),
+      endAll: h('button', { type: 'button', id: 'call-end-all', class: 'danger', onclick: () => this.endForEveryone() }, t('call.endAll')),
     };
     this.grid = h('div', { class: 'call-grid', id: 'call-grid' });
     this.announcer = h('p', { class: 'sr-only', id: 'call-announce', 'aria-live': 'polite' });
@@ -295,7 +390,7 @@ class CallView {
     this.stage.replaceChildren(h('h2', {}, t('call.title')),
       h('div', { class: 'call' }, this.grid,
         h('aside', { class: 'card call-side', 'aria-labelledby': 'call-people-title' }, this.listTitle, this.list)),
-      h('div', { class: 'call-controls', role: 'toolbar', 'aria-label': t('call.controls') }, c.mic, c.cam, c.screen, c.hand, c.view, c.leave),
+      h('div', { class: 'call-controls', role: 'toolbar', 'aria-label': t('call.controls') }, c.mic, c.cam, c.screen, c.hand, c.view, c.leave, c.endAll),
       h('p', { class: 'muted small' }, t('call.shortcuts')), this.audios, this.announcer);
     this.render();
     c.mic.focus();
@@ -358,10 +453,15 @@ class CallView {
     this.render();
   }
 
-  /** @param {boolean} tell whether to send session-terminate */
-  leave(tell) {
+  /**
+   * @param {boolean} tell whether to send session-terminate
+   * @param {boolean} [endedForAll] a moderator ended the call: the room hears it from them
+   */
+  leave(tell, endedForAll = false) {
     clearInterval(this.timer);
     const call = this.call;
+    const wasLive = this.live;
+    this.live = false;
     this.call = null;
     if (call && tell) call.leave(); else call?.close('success');
     for (const tr of [this.mic, this.cam]) tr?.stop();
@@ -373,6 +473,37 @@ class CallView {
     this.pinned = '';
     this.media = new WeakMap();
     if (call) this.announce(false);
+    if (call && wasLive && !endedForAll) this.left(call).catch(() => {});
+    if (endedForAll) {
+      this.inProgress = false;
+      this.refresh();
+    }
+  }
+
+  /** XEP-0482 after leaving: <left/>, and the invite retracted if nobody is left in the call. @param {Call} call */
+  async left(call) {
+    const invite = this.invite;
+    this.tellRoom('left', x('jingle', { xmlns: NS_INVITES, sid: call.sid, jid: await this.focus }));
+    // Asked after our session-terminate, which the focus handles first.
+    if ((await this.refresh()) === false && invite && this.invite === invite) this.tellRoom('retract', null, t('call.over.body'));
+  }
+
+  /** A moderator ends the call for everyone (the focus's XEP-0050 `end-call`), after confirming. */
+  async endForEveryone() {
+    if (!confirm(t('call.endAll.confirm'))) return;
+    const focus = await this.focus;
+    const command = (/** @type {Record<string, string>} */ attrs) => this.room.client.iq('set', focus,
+      x('command', { xmlns: NS_COMMANDS, node: 'end-call', ...attrs }));
+    try {
+      // Stage one is the focus's confirmation form; we asked already.
+      const form = await command({ action: 'execute' });
+      const sessionid = child(form, 'command', NS_COMMANDS)?.getAttribute('sessionid') ?? '';
+      await command({ action: 'complete', sessionid });
+    } catch (err) {
+      toast(err instanceof StanzaError ? err.text || err.condition : String(err));
+      return;
+    }
+    this.tellRoom('retract', null, t('call.endedForAll.body'));
   }
 
   /** Audio levels from the receivers' stats (and our microphone's), for the active speaker. */
@@ -429,6 +560,7 @@ class CallView {
     label(c.screen, call.own.screen ? 'call.screen.stop' : 'call.screen.start', !!call.own.screen);
     label(c.hand, this.hand ? 'call.hand.lower' : 'call.hand.raise', this.hand);
     label(c.view, this.speakerView ? 'call.view.grid' : 'call.view.speaker', this.speakerView);
+    c.endAll.hidden = !this.room.isModerator;
 
     /** @type {HTMLElement[]} */
     const tiles = [];

@@ -42,7 +42,11 @@ export async function homePage() {
       h('h1', {}, t('home.title')),
       h('p', { class: 'lead' }, t('home.lead')),
       await statsLine(),
-      signedIn && state.creds ? h('p', { class: 'muted' }, t('home.signedin', { jid: state.creds.jid })) : null,
+      signedIn && state.creds
+        ? h('p', { class: 'muted', id: 'signed-in-as' }, state.creds.name
+          ? t('home.signedinAs', { name: state.creds.name, jid: state.creds.jid })
+          : t('home.signedin', { jid: state.creds.jid }))
+        : null,
       actions,
       h('p', {}, h('a', { href: '/devices', 'data-link': true }, t('nav.devices')))),
   );

@@ -3,7 +3,7 @@
 
 import { t } from '../i18n.js';
 import { h, render, alertBox, toast, clock, field, nodes } from '../ui.js';
-import { state, basicAuth, signOut } from '../session.js';
+import { state, authorization, signOut } from '../session.js';
 import { Room, MAM } from '../muc.js';
 import { localOf, StanzaError } from '../xmpp.js';
 import { callExtension } from '../call/ui.js';
@@ -245,7 +245,7 @@ async function inviteDialog(name) {
   dialog.showModal();
   /** @param {string} path */
   const load = async (path, method = 'GET') => {
-    const res = await fetch(path, { method, headers: { Authorization: basicAuth() }, cache: 'no-store' });
+    const res = await fetch(path, { method, headers: { Authorization: authorization() }, cache: 'no-store' });
     const data = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(data.text || res.statusText);
     return /** @type {{moderator: string, participant: string}} */ (data);
