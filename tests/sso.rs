@@ -9,8 +9,6 @@ mod support;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use amphi::config::Config;
-use amphi::server::Server;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
 use axum::extract::{Query, State};
@@ -19,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use serde_json::{json, Value};
-use support::{Client, TestServer};
+use support::{http, Client, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---- the test provider ----------------------------------------------------------------
@@ -178,67 +176,17 @@ async fn start_provider(user: Value) -> Arc<Provider> {
 
 /// amphi with an HTTP listener and two issuers (both served by test providers).
 async fn start_amphi(agents: &Provider, partners: &Provider) -> (TestServer, String) {
-    let dir = tempfile::tempdir().unwrap();
     let issuer = |id: &str, p: &Provider| {
         format!(
             "[[oidc.issuers]]\nid='{id}'\nname='{id} — SSO'\nissuer='{}'\nclient_id='amphi'\nclient_secret='s3cret'\n",
             p.issuer
         )
     };
-    let toml = format!(
-        "[server]\ndomain='localhost'\ndata_dir='{}'\n[c2s]\nstarttls_listen=['127.0.0.1:0']\n\
-         direct_tls_listen=['127.0.0.1:0']\n[auth]\nregistration=true\nmax_failures_per_ip=1000\n\
-         [http]\nlisten=['127.0.0.1:0']\n{}{}",
-        dir.path().display(),
-        issuer("agents", agents),
-        issuer("partners", partners)
-    );
-    let server = Server::new(Config::parse("test", &toml).unwrap()).unwrap();
-    let listeners = server.bind().await.unwrap();
-    let (starttls, direct) = (listeners[0].0.local_addr().unwrap(), listeners[1].0.local_addr().unwrap());
-    let http = format!("127.0.0.1:{}", listeners.http.plain_addrs()[0].port());
-    server.start(listeners);
-    (TestServer { starttls, direct, component: None, server, dir }, http)
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// One request on its own connection. `url`: `http://host:port/path`.
-async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = host.replace("localhost", "127.0.0.1");
-    let mut tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).await.unwrap();
-    let r = amphi::oidc::fetch::parse_response(&raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let head = text.split("\r\n\r\n").next().unwrap();
-    let headers = head
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
-        .collect();
-    Reply { status: r.status, headers, body: String::from_utf8(r.body).unwrap() }
+    support::start_http(
+        "max_failures_per_ip=1000",
+        &format!("{}{}", issuer("agents", agents), issuer("partners", partners)),
+    )
+    .await
 }
 
 /// Where a browser following the sign-in ends up, plus what it needs to replay steps.

@@ -54,6 +54,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NoGuests => ApiError::new(StatusCode::FORBIDDEN, "account-required", e.to_string()),
+            ServiceError::SpaceMembersOnly => ApiError::new(StatusCode::FORBIDDEN, "space-members-only", e.to_string()),
             _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
         }
     }
@@ -203,7 +204,8 @@ fn check(http: &Http, link: &LinkParts) -> Result<Role, ApiError> {
 pub async fn check_link(State(http): State<Arc<Http>>, Json(link): Json<LinkParts>) -> Result<Response, ApiError> {
     let role = check(&http, &link)?;
     let room = services::room_jid(&http.server, &link.room)?;
-    Ok(no_store(Json(serde_json::json!({ "role": role, "room": room.to_string() }))))
+    let space = services::space_bound(&http.server, &link.room)?;
+    Ok(no_store(Json(serde_json::json!({ "role": role, "room": room.to_string(), "space": space }))))
 }
 
 #[derive(serde::Deserialize)]

@@ -58,6 +58,8 @@ pub enum ServiceError {
     NoMuc,
     #[error("sign in with your account to use a moderator link")]
     NoGuests,
+    #[error("this room is reserved to the members of its space: sign in with your account")]
+    SpaceMembersOnly,
     #[error("{0}")]
     Other(String),
 }
@@ -77,6 +79,17 @@ pub async fn is_room_owner(server: &Arc<Server>, room: &str, user: &str) -> Resu
     Ok(saved
         .and_then(|r| r.affiliations.get(user).map(|e| e.affiliation == crate::muc::affiliation::Affiliation::Owner))
         .unwrap_or(false))
+}
+
+/// Whether room `room` (localpart) is bound to a collaboration space, from its stored
+/// configuration (a room never configured is not).
+pub fn space_bound(server: &Server, room: &str) -> Result<bool, ServiceError> {
+    let saved = server
+        .store
+        .muc_rooms
+        .get::<crate::muc::persist::PersistedRoom>(room.as_bytes())
+        .map_err(|e| ServiceError::Other(format!("cannot read the room: {e}")))?;
+    Ok(saved.is_some_and(|r| r.config.space.is_bound()))
 }
 
 /// The room's bare JID, if the MUC service runs.
@@ -101,6 +114,11 @@ pub async fn issue_guest(
 ) -> Result<GuestLogin, ServiceError> {
     if role != Role::Participant {
         return Err(ServiceError::NoGuests);
+    }
+    // A space-bound room admits only its space's members (see muc::space): a guest login
+    // could never enter, so none is made.
+    if space_bound(server, room.node().map(|n| n.as_str()).unwrap_or_default())? {
+        return Err(ServiceError::SpaceMembersOnly);
     }
     let (server, room, name) = (server.clone(), room.clone(), display_name.to_string());
     // Deriving the guest's SCRAM keys is CPU work: keep it off the async workers.

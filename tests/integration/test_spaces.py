@@ -30,7 +30,7 @@ NS_DATA = "jabber:x:data"
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Directory:
     if not slapd_available():
-        pytest.skip("slapd is not installed: run tests/ldap/run.sh (apt-get install slapd ldap-utils)")
+        pytest.fail("slapd is not installed: run tests/ldap/run.sh (apt-get install slapd ldap-utils)")
     d = Directory(tmp_path_factory.mktemp("slapd-spaces"))
     d.start()
     yield d

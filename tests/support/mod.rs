@@ -3,6 +3,10 @@
 //! It parses what the server sends with amphi's own framer.
 #![allow(dead_code)]
 
+pub mod http;
+
+pub use http::{http, start_http};
+
 use std::sync::Arc;
 use std::time::Duration;
 

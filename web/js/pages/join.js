@@ -30,9 +30,11 @@ export async function joinPage(role, room, signature) {
         t('join.asUser', { jid: creds.jid })));
     return;
   }
-  if (role === 'moderator') {
-    // Moderator links are for people with an account: sign in, then come back here.
-    render(h('h1', {}, t('join.title')), h('p', {}, t('join.room', { room })), h('p', {}, t('common.needsignin')),
+  if (role === 'moderator' || checked.data.space) {
+    // Moderator links, and rooms reserved to a space's members, are for people with an
+    // account: sign in, then come back here.
+    const why = checked.data.space ? t('join.spaceOnly') : t('common.needsignin');
+    render(h('h1', {}, t('join.title')), h('p', {}, t('join.room', { room })), h('p', { id: 'join-needs-account' }, why),
       h('a', { class: 'button primary', href: `/signin?next=${encodeURIComponent(location.pathname)}`, 'data-link': true }, t('signin.title')));
     return;
   }
