@@ -40,6 +40,7 @@ const FILES: &[(&str, &[u8])] = web_files![
     "js/pages/room.js",
     "js/pages/join.js",
     "js/pages/devices.js",
+    "js/pages/space.js",
     "js/call/jingle.js",
     "js/call/call.js",
     "js/call/ui.js",

@@ -198,23 +198,23 @@ pub fn strip_ids(msg: &mut Element, by: &str) {
 /// (XEP-0198 unacknowledged messages of a session that ended): kept as is, not archived
 /// twice. Any other id in our name is forged and removed.
 pub fn incoming(server: &Server, user: &str, bare: &str, msg: &mut Element) {
-    let from = crate::stanza::from(msg);
     let existing = msg
         .children()
         .find(|c| c.is("stanza-id", NS_SID) && c.attr("by") == Some(bare))
         .and_then(|c| c.attr("id"))
         .and_then(|id| u64::from_str_radix(id, 16).ok());
-    if let (Some(id), Some(from)) = (existing, &from) {
+    if let (Some(id), Some(from)) = (existing, crate::stanza::from(msg)) {
         let record = server.store.mam_archive.get::<Record>(&key(user, id)).ok().flatten();
         if record.is_some_and(|r| !r.out && r.with == from.to_string()) {
             return;
         }
     }
     strip_ids(msg, bare);
-    if !eligible(msg) {
+    // Checked before reading the stanza: this runs for every message routed.
+    if !server.config.archive.enabled || !eligible(msg) {
         return;
     }
-    let Some(from) = from else { return };
+    let Some(from) = crate::stanza::from(msg) else { return };
     if let Some(id) = archive(server, user, &from, false, msg) {
         msg.append_child(Element::builder("stanza-id", NS_SID).a("id", archive::id_str(id)).a("by", bare).build());
     }
@@ -222,7 +222,7 @@ pub fn incoming(server: &Server, user: &str, bare: &str, msg: &mut Element) {
 
 /// A message our client sent was routed: keep it in its own archive.
 pub fn outgoing(session: &Session, to: &Jid, msg: &Element) {
-    if !eligible(msg) || to.to_bare() == session.bare {
+    if !session.server.config.archive.enabled || !eligible(msg) || to.to_bare() == session.bare {
         return;
     }
     // Private messages through a room are the room's business.

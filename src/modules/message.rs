@@ -26,11 +26,16 @@ pub async fn outbound(session: &mut Session, mut msg: Element) {
     match route(&session.server, msg, &to).await {
         Ok(()) => {
             // The sender's own copy; a message to our own bare JID is delivered already.
-            if super::carbons::eligible(&kept) && to.to_bare() != session.bare {
+            if to.to_bare() != session.bare {
                 let me = session.bare_str();
                 let skip = [session.resource()];
-                let registry = &session.server.registry;
-                registry.with_resources(&me, |rs| super::carbons::copy_to(rs, &me, &kept, "sent", &skip));
+                session.server.registry.with_resources(&me, |rs| {
+                    // Who enabled carbons is one flag per resource; eligibility reads the
+                    // stanza, so it is asked second.
+                    if rs.iter().any(|r| r.carbons) && super::carbons::eligible(&kept) {
+                        super::carbons::copy_to(rs, &me, &kept, "sent", &skip);
+                    }
+                });
             }
             super::mam::outgoing(session, &to, &kept);
         }
@@ -105,7 +110,7 @@ fn deliver(resources: &[Resource], bare: &str, to: &Jid, ty: &str, msg: Element)
     if let Some(resource) = to.resource() {
         // RFC 6121 §8.5.3.1: a connected resource gets it, whatever its priority.
         if let Some(r) = resources.iter().find(|r| r.resource == resource.as_str()) {
-            if super::carbons::eligible(&msg) {
+            if resources.iter().any(|r| r.carbons) && super::carbons::eligible(&msg) {
                 super::carbons::copy_to(resources, bare, &msg, "received", &[resource.as_str()]);
             }
             router::send(r, msg);
@@ -135,7 +140,7 @@ fn deliver(resources: &[Resource], bare: &str, to: &Jid, ty: &str, msg: Element)
         "groupchat" => Delivery::Done(Err(StanzaError::service_unavailable())),
         "error" | "headline" if targets.is_empty() => Delivery::Done(Ok(())),
         _ if !targets.is_empty() => {
-            if super::carbons::eligible(&msg) {
+            if resources.iter().any(|r| r.carbons) && super::carbons::eligible(&msg) {
                 let delivered: Vec<&str> = targets.iter().map(|r| r.resource.as_str()).collect();
                 super::carbons::copy_to(resources, bare, &msg, "received", &delivered);
             }

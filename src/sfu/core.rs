@@ -21,6 +21,8 @@ use super::{Command, Event, ParticipantId, PayloadSpec, TrackSpec};
 
 mod media;
 mod setup;
+#[cfg(test)]
+mod tests;
 
 use setup::publish;
 
@@ -32,8 +34,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(8);
 /// How often the dominant speaker is re-evaluated.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(300);
-/// Due timers run back to back for one participant before others get their turn.
-const MAX_IMMEDIATE_TIMEOUTS: usize = 64;
+/// Due timers run back to back for one participant before others get their turn. str0m's
+/// pacer releases one packet per timeout, so this bounds the packets one subscriber sends
+/// in one go: above the most a read batch (`thread.rs`) can forward to it.
+const MAX_IMMEDIATE_TIMEOUTS: usize = 1024;
+/// A timer this close is run at once: after each packet it releases, str0m's pacer asks to
+/// be woken 1 µs after its last input, which a batch handled at one `now` never reaches.
+const IMMEDIATE: Duration = Duration::from_micros(1);
 /// How often subscribers still waiting for a keyframe are looked at (the repeats
 /// themselves back off from 0.5 s, see `simulcast.rs`).
 const KEYFRAME_CHECK: Duration = Duration::from_millis(100);
@@ -85,6 +92,9 @@ struct Participant {
     /// The bandwidth estimate towards this participant (bits/s), from TWCC.
     estimate: Option<u64>,
     next_timeout: Instant,
+    /// RTP was written to its send streams since its `Rtc` last had a timeout input (it is
+    /// in `Sfu::fed`).
+    fed: bool,
     /// Smoothed voice loudness (0 = silence, 127 = loudest), from RFC 6464 levels.
     loudness: f32,
 }
@@ -106,6 +116,15 @@ pub struct Sfu {
     events: VecDeque<Event>,
     /// Participants whose `Rtc` has pending output.
     dirty: Vec<ParticipantId>,
+    /// Subscribers with forwarded RTP waiting in their send queues. str0m takes written
+    /// packets into its pacer only on a timeout input, so each of these gets one
+    /// (`Input::Timeout(now)`) once the incoming datagram, or the whole batch, has been
+    /// handled: without it a packet waits for the subscriber's next own timer (5–40 ms).
+    /// Once per subscriber and batch, not once per packet.
+    fed: Vec<ParticipantId>,
+    /// Between [`Sfu::begin_batch`] and [`Sfu::end_batch`]: `fed` subscribers wait for the
+    /// end of the batch.
+    batching: bool,
     dominant: HashMap<String, ParticipantId>,
     last_speaker_check: Option<Instant>,
     /// When layer bitrates were last computed.
@@ -146,6 +165,8 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dirty: Vec::new(),
+            fed: Vec::new(),
+            batching: false,
             dominant: HashMap::new(),
             last_speaker_check: None,
             last_rates: None,
@@ -308,6 +329,20 @@ impl Sfu {
         true
     }
 
+    /// Datagrams given from now until [`Sfu::end_batch`] are forwarded together: each
+    /// subscriber's `Rtc` is run once for all the packets it got, rather than once per
+    /// packet. For an IO loop that reads what the socket holds in one go.
+    pub fn begin_batch(&mut self) {
+        self.batching = true;
+    }
+
+    /// Send what the datagrams since [`Sfu::begin_batch`] brought (then
+    /// [`Sfu::poll_transmit`]).
+    pub fn end_batch(&mut self, now: Instant) {
+        self.batching = false;
+        self.drive(now);
+    }
+
     /// Time has passed: run every participant whose timer is due.
     pub fn timeout(&mut self, now: Instant) {
         let mut expired = Vec::new();
@@ -349,9 +384,29 @@ impl Sfu {
         }
     }
 
-    /// Poll every dirty `Rtc` until it has nothing more to say, acting on its events
-    /// (forwarding RTP makes other participants dirty in turn).
+    /// Poll every dirty `Rtc` until it has nothing more to say, acting on its events, then
+    /// (outside a batch) give every subscriber that was forwarded RTP its timeout input and
+    /// poll it too, until nothing is left.
     fn drive(&mut self, now: Instant) {
+        loop {
+            self.drive_dirty(now);
+            if self.batching || self.fed.is_empty() {
+                return;
+            }
+            for id in std::mem::take(&mut self.fed) {
+                let Some(p) = self.participants.get_mut(&id) else { continue };
+                p.fed = false;
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(participant = id, "str0m timeout: {e}");
+                }
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// Poll every dirty `Rtc` until it has nothing more to say, acting on its events
+    /// (forwarding RTP feeds other participants in turn, see `Sfu::fed`).
+    fn drive_dirty(&mut self, now: Instant) {
         let mut rounds = 0;
         while let Some(id) = self.dirty.pop() {
             rounds += 1;
@@ -363,13 +418,21 @@ impl Sfu {
             let mut events = Vec::new();
             let Some(p) = self.participants.get_mut(&id) else { continue };
             let mut immediate = 0;
+            // Whether anything came out since the last timer run: a timer that yields
+            // nothing is not run again at the same `now`.
+            let mut progress = true;
             loop {
                 match p.rtc.poll_output() {
-                    // A timer already due (str0m's pacer asks for one after every packet it
-                    // releases): run it now rather than one packet per trip through the
-                    // socket loop. Bounded, so one participant cannot hold the thread.
-                    Ok(Output::Timeout(t)) if t <= now && immediate < MAX_IMMEDIATE_TIMEOUTS => {
+                    // A timer due now (str0m's pacer asks for one after every packet it
+                    // releases): run it at once rather than one packet per trip through
+                    // the socket loop. Always at `now`, never at `t`: str0m ignores inputs
+                    // older than its latest, so time must not run ahead of the caller's.
+                    // Bounded, so one participant cannot hold the thread.
+                    Ok(Output::Timeout(t))
+                        if t <= now + IMMEDIATE && progress && immediate < MAX_IMMEDIATE_TIMEOUTS =>
+                    {
                         immediate += 1;
+                        progress = false;
                         if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
                             tracing::debug!(participant = id, "str0m timeout: {e}");
                         }
@@ -378,12 +441,18 @@ impl Sfu {
                         p.next_timeout = t;
                         break;
                     }
-                    Ok(Output::Transmit(t)) => self.transmits.push_back(Transmit {
-                        proto: t.proto,
-                        destination: t.destination,
-                        contents: t.contents.to_vec(),
-                    }),
-                    Ok(Output::Event(e)) => events.push(e),
+                    Ok(Output::Transmit(t)) => {
+                        progress = true;
+                        self.transmits.push_back(Transmit {
+                            proto: t.proto,
+                            destination: t.destination,
+                            contents: t.contents.to_vec(),
+                        })
+                    }
+                    Ok(Output::Event(e)) => {
+                        progress = true;
+                        events.push(e)
+                    }
                     Err(e) => {
                         tracing::debug!(participant = id, "str0m: {e}");
                         p.next_timeout = now + Duration::from_millis(100);

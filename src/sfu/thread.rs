@@ -1,7 +1,8 @@
 //! The SFU's IO shell: one UDP socket and one OS thread running [`Sfu`].
 //!
 //! The thread blocks on the socket with a read timeout no later than str0m's next timer
-//! (and at most [`MAX_WAIT`], so commands are picked up promptly). Commands arrive on a
+//! (and at most [`MAX_WAIT`], so commands are picked up promptly), then reads what else
+//! the socket holds without blocking and hands it to the core as one batch. Commands arrive on a
 //! bounded std channel; events leave on a bounded tokio channel with `try_send`, so
 //! neither side ever waits for the other.
 //!
@@ -98,17 +99,21 @@ fn run(
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(MAX_WAIT)
             .clamp(Duration::from_micros(100), MAX_WAIT);
-        if socket.set_read_timeout(Some(wait)).is_err() {
+        if socket.set_nonblocking(false).is_err() || socket.set_read_timeout(Some(wait)).is_err() {
             return;
         }
-        // Read what is waiting, but go back to commands and timers at least every
-        // READ_BATCH datagrams so a busy socket never starves str0m's timers.
-        for _ in 0..READ_BATCH {
+        // Wait for a datagram, then take what else the socket holds without waiting, as
+        // one batch: each subscriber's `Rtc` runs once for all it was forwarded. Back to
+        // commands and timers at least every READ_BATCH datagrams, so a busy socket never
+        // starves str0m's timers.
+        sfu.begin_batch();
+        let mut read = 0;
+        while read < READ_BATCH {
             match socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
+                    read += 1;
                     sfu.datagram(Instant::now(), from, &buf[..n]);
-                    flush(&socket, tcp.as_mut(), &mut sfu, &events);
-                    if socket.set_read_timeout(Some(Duration::from_micros(100))).is_err() {
+                    if read == 1 && socket.set_nonblocking(true).is_err() {
                         return;
                     }
                 }
@@ -116,13 +121,15 @@ fn run(
                     break
                 }
                 // ICMP port unreachable from a departed peer shows up here on Linux.
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => read += 1,
                 Err(e) => {
                     tracing::warn!("SFU socket: {e}");
                     break;
                 }
             }
         }
+        sfu.end_batch(Instant::now());
+        flush(&socket, tcp.as_mut(), &mut sfu, &events);
     }
 }
 

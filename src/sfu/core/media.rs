@@ -234,7 +234,10 @@ impl Sfu {
             }
             tx.write_rtp(w);
             self.forwarded += 1;
-            self.dirty.push(r.subscriber);
+            if !s.fed {
+                s.fed = true;
+                self.fed.push(r.subscriber);
+            }
         }
     }
 

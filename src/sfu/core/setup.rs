@@ -102,6 +102,7 @@ impl Sfu {
             layer_rates: HashMap::new(),
             estimate: None,
             next_timeout: now,
+            fed: false,
             loudness: 0.0,
         };
         for t in spec.tracks {
@@ -144,7 +145,13 @@ impl Sfu {
             api.remove_media(mid);
             return;
         }
-        api.declare_stream_tx(Ssrc::from(out_ssrc), out_rtx.map(Ssrc::from), mid, None);
+        // Forwarded media is not paced (str0m leaves audio unpaced already; this is for
+        // video): the publisher paced it, and str0m's pacer, on with BWE, holds video to
+        // the bandwidth estimate, which starts low and grows only with feedback, so a
+        // call's first seconds queued up to 2 s of video. BWE still runs on the TWCC
+        // feedback for what is sent and probes with padding: the estimate that picks
+        // simulcast layers keeps coming, and a lower layer is how the rate comes down.
+        api.declare_stream_tx(Ssrc::from(out_ssrc), out_rtx.map(Ssrc::from), mid, None).set_unpaced(true);
         s.subscriptions.insert(mid, Subscription { publisher, ssrc, audio, rw: Rewriter::new(layers) });
         self.routes.entry((publisher, ssrc)).or_default().push(Route { subscriber: sub, mid, out_ssrc });
         if !audio {

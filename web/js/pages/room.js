@@ -7,6 +7,7 @@ import { state, authorization, signOut } from '../session.js';
 import { Room, MAM } from '../muc.js';
 import { localOf, StanzaError } from '../xmpp.js';
 import { callExtension } from '../call/ui.js';
+import { spaceDialog } from './space.js';
 
 /**
  * Modules that add to the room page (the call UI) register here:
@@ -115,6 +116,10 @@ function show(room, name) {
   const renderTools = () => {
     tools.replaceChildren(...nodes(
       room.isOwner ? h('button', { type: 'button', id: 'invite', onclick: () => inviteDialog(name) }, t('room.invite')) : null,
+      // Owners only: binding the room to a collaboration space (./space.js).
+      room.isOwner ? h('button', { type: 'button', id: 'space-settings', 'aria-haspopup': 'dialog', onclick: () => {
+        spaceDialog(room, () => document.getElementById('space-settings')?.focus());
+      } }, t('room.space')) : null,
       room.isOwner ? h('button', { type: 'button', id: 'end-meeting', class: 'danger', onclick: async () => {
         if (!confirm(t('room.end.confirm'))) return;
         try { await room.destroy(); } catch (err) { toast(reason(err)); }
