@@ -5,6 +5,8 @@
 
 pub mod http;
 
+// Not every test file uses HTTP; those that do import these two.
+#[allow(unused_imports)]
 pub use http::{http, start_http};
 
 use std::sync::Arc;
