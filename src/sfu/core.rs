@@ -446,7 +446,8 @@ impl Sfu {
                         self.transmits.push_back(Transmit {
                             proto: t.proto,
                             destination: t.destination,
-                            contents: t.contents.to_vec(),
+                            // str0m hands over its buffer: no copy.
+                            contents: t.contents.into(),
                         })
                     }
                     Ok(Output::Event(e)) => {
