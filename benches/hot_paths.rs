@@ -100,9 +100,9 @@ fn serialising() {
 
 fn delivery() {
     let registry = Registry::default();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut rx) = amphi::c2s::queue::queue(1024);
     for i in 0..1000 {
-        let (t, _r) = tokio::sync::mpsc::channel(1);
+        let (t, _r) = amphi::c2s::queue::queue(1);
         std::mem::forget(_r);
         registry.bind(&format!("user{i}@localhost"), resource("r", i, t));
     }
@@ -119,7 +119,7 @@ fn delivery() {
     );
 }
 
-fn resource(name: &str, id: u64, tx: tokio::sync::mpsc::Sender<router::Outbound>) -> Resource {
+fn resource(name: &str, id: u64, tx: amphi::c2s::queue::Sender<router::Outbound>) -> Resource {
     Resource {
         resource: name.into(),
         session_id: id,

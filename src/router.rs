@@ -10,15 +10,16 @@ use minidom::Element;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::RwLock;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
+
+use crate::c2s::queue::{self, TrySendError};
 
 use crate::error::{StreamCondition, StreamError};
 
 /// What a session's writer receives.
 ///
-/// Both variants are boxed: a tokio channel allocates its slots 32 at a time when it is
-/// created, so every idle session pays for 32 of these. Boxed, that block is 0.5 KiB
-/// instead of 4 KiB (an `Element` inline is about 120 bytes).
+/// Both variants are boxed, so a queued item is a pointer (an `Element` inline is about
+/// 120 bytes) and the queue's buffer stays small ([`crate::c2s::queue`]).
 #[derive(Debug)]
 pub enum Outbound {
     Stanza(Box<Element>),
@@ -31,20 +32,40 @@ pub enum Outbound {
 pub struct Resource {
     pub resource: String,
     pub session_id: u64,
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: queue::Sender<Outbound>,
     /// Wakes the session to disconnect it when its queue is full.
     pub kill: Arc<Notify>,
     /// Sent initial presence and not yet unavailable.
     pub available: bool,
     pub priority: i8,
     /// The last available presence broadcast (for probes), `from` already stamped.
-    pub presence: Option<Arc<Element>>,
+    pub presence: Option<StoredPresence>,
     /// Requested the roster, so gets roster pushes (RFC 6121 §2.1.6 "interested resource").
     pub interested: bool,
     /// Enabled XEP-0280 message carbons.
     pub carbons: bool,
     /// Asked for the XEP-0191 blocklist, so gets blocklist pushes.
     pub blocklist: bool,
+}
+
+/// An available presence kept serialised. Every available session holds one for its
+/// life but it is read only when a contact comes online (probes) or a subscription or
+/// block changes; as a minidom tree (attribute and prefix B-tree nodes) it cost about
+/// 1 KiB per idle session, as text about 100 bytes, and parsing it back costs a few µs.
+#[derive(Debug, Clone)]
+pub struct StoredPresence(Arc<str>);
+
+impl StoredPresence {
+    pub fn new(presence: &Element) -> StoredPresence {
+        let bytes = crate::xml::write::element_bytes(presence);
+        StoredPresence(String::from_utf8_lossy(&bytes).into())
+    }
+
+    /// The presence as an element (None only if it was unserialisable, which a stanza
+    /// that passed the framer is not).
+    pub fn element(&self) -> Option<Element> {
+        self.0.parse().ok()
+    }
 }
 
 #[derive(Default)]
@@ -131,12 +152,12 @@ impl Registry {
 pub fn send(r: &Resource, el: Element) -> bool {
     match r.tx.try_send(Outbound::Stanza(Box::new(el))) {
         Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(TrySendError::Full(_)) => {
             tracing::warn!(resource = %r.resource, "send queue full; disconnecting a client that stopped reading");
             // The queue is full, so a close cannot be queued: wake the session directly.
             r.kill.notify_one();
             false
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(TrySendError::Closed(_)) => false,
     }
 }

@@ -26,7 +26,7 @@ pub struct Server {
     pub connections: Arc<Semaphore>,
     pub shutdown: broadcast::Sender<()>,
     /// XEP-0115 `<c/>` for stream features, computed once.
-    pub caps: minidom::Element,
+    pub caps: Arc<minidom::Element>,
     /// Striped locks serialising roster changes per account (modules::roster).
     pub roster_locks: Vec<tokio::sync::Mutex<()>>,
     /// Stanzas received from clients since start (for /metrics).
@@ -101,7 +101,7 @@ impl Server {
             components: crate::component::Components::default(),
             stanzas_in: std::sync::atomic::AtomicU64::new(0),
             roster_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
-            caps: crate::modules::disco::caps_element(&config.contact),
+            caps: Arc::new(crate::modules::disco::caps_element(&config.contact)),
             focus,
             muc: config.muc_domain().map(|d| {
                 Arc::new(

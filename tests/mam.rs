@@ -235,6 +235,30 @@ async fn size_cap_drops_the_oldest() {
     assert_eq!(r.len(), 3);
 }
 
+/// The archive's positions live in memory and are read again from the store when the
+/// cache drops them (as after a restart): ids keep ascending and the cap counts right.
+#[tokio::test]
+async fn positions_reload_from_the_store() {
+    let t = start_with("", "[archive]\nmax_messages_per_user = 3\n").await;
+    let mut alice = login(&t, "alice", "a").await;
+    let mut bob = login(&t, "bob", "b").await;
+    bob.send("<presence/>").await;
+    let mut ids = chat(&mut alice, &mut bob, 2).await;
+    for user in ["alice", "bob"] {
+        t.server.store.mam_index.invalidate(user);
+    }
+    ids.extend(chat(&mut alice, &mut bob, 3).await);
+    let numeric: Vec<u64> = ids.iter().map(|i| u64::from_str_radix(i, 16).unwrap()).collect();
+    assert!(numeric.windows(2).all(|w| w[0] < w[1]), "ids ascend across the reload: {ids:?}");
+    let (r, iq) = query(&mut bob, "q", "").await;
+    assert_eq!(bodies(&r), vec!["m1", "m2", "m3"], "the two oldest (first m1, m2) pruned");
+    assert_eq!(rsm(&iq, "count").as_deref(), Some("3"));
+    t.server.store.mam_index.invalidate("bob");
+    chat(&mut alice, &mut bob, 1).await;
+    let (r, _) = query(&mut bob, "q2", "").await;
+    assert_eq!(bodies(&r), vec!["m2", "m3", "m1"]);
+}
+
 #[tokio::test]
 async fn disabled_archive_keeps_nothing() {
     let t = start_with("", "[archive]\nenabled = false\n").await;

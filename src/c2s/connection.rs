@@ -16,9 +16,10 @@ use std::task::Poll;
 use minidom::Element;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::negotiation::{Input, Negotiation, Output, Settings};
+use super::queue;
 use super::session::Session;
 use super::sm::{self, StreamManagement};
 use crate::error::{StanzaError, StreamCondition, StreamError};
@@ -200,7 +201,7 @@ pub(crate) struct Connection {
     pub(super) framer: Framer,
     pub(super) negotiation: Negotiation,
     pub(super) session: Option<Session>,
-    pub(super) rx: Option<mpsc::Receiver<Outbound>>,
+    pub(super) rx: Option<queue::Receiver<Outbound>>,
     pub(super) kill: Option<Arc<Notify>>,
     pub(super) auth_deadline: tokio::time::Instant,
     /// Pieces to write: each a complete element, header or close.
@@ -395,7 +396,7 @@ impl Connection {
             if self.closing || taken == COALESCE {
                 return;
             }
-            next = match self.rx.as_mut().map(mpsc::Receiver::try_recv) {
+            next = match self.rx.as_mut().map(queue::Receiver::try_recv) {
                 Some(Ok(more)) => Some(more),
                 _ => return,
             };
@@ -405,6 +406,10 @@ impl Connection {
     /// An idle session gives back its parser and the capacity of its buffers.
     fn park(&mut self) {
         self.framer.park();
+        self.negotiation.shrink();
+        if let Some(rx) = self.rx.as_mut() {
+            rx.shrink();
+        }
         self.out = Vec::new();
         if let Some(session) = self.session.as_mut() {
             session.out = Vec::new();
@@ -675,7 +680,7 @@ impl Connection {
     }
 }
 
-async fn recv(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+async fn recv(rx: &mut Option<queue::Receiver<Outbound>>) -> Option<Outbound> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -2,6 +2,7 @@
 
 mod connection;
 pub mod negotiation;
+pub mod queue;
 pub mod session;
 pub mod sm;
 pub mod websocket;

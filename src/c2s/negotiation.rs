@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use minidom::Element;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use crate::error::{StanzaError, StreamCondition, StreamError};
 use crate::sasl::{self, ChannelBindings, Credentials, Mechanism, ServerSession, Step};
@@ -24,8 +25,9 @@ pub struct Settings {
     pub starttls_available: bool,
     /// How many failed SASL attempts one stream may make before it is closed.
     pub max_auth_attempts: u32,
-    /// XEP-0115 `<c/>` of the server, added to every features element.
-    pub caps: Option<Element>,
+    /// XEP-0115 `<c/>` of the server, added to every features element; shared with
+    /// [`crate::server::Server::caps`] rather than copied into every connection.
+    pub caps: Option<Arc<Element>>,
     /// Offer SASL OAUTHBEARER (single sign-on tokens) on encrypted streams.
     pub oauthbearer: bool,
 }
@@ -126,6 +128,18 @@ impl Negotiation {
             stream_id,
             lang: "en".into(),
             out: VecDeque::new(),
+        }
+    }
+
+    /// Give back memory an idle stream does not need: the output queue's capacity (it
+    /// grew during negotiation and would be kept for the connection's life) and, once
+    /// authenticated, the channel bindings, which only SASL reads.
+    pub fn shrink(&mut self) {
+        if self.out.is_empty() {
+            self.out = VecDeque::new();
+        }
+        if self.authenticated {
+            self.bindings = ChannelBindings::default();
         }
     }
 
@@ -258,7 +272,7 @@ impl Negotiation {
     fn features(&self) -> Element {
         let mut f = crate::xml::stream_element("features");
         if let Some(c) = &self.settings.caps {
-            f = f.append(c.clone());
+            f = f.append(Element::clone(c));
         }
         if self.authenticated {
             f = f

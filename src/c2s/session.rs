@@ -7,8 +7,9 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 use std::collections::HashSet;
 use std::sync::Arc;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
+use super::queue;
 use crate::error::{StanzaError, StreamCondition, StreamError};
 use crate::modules;
 use crate::router::{Outbound, Resource};
@@ -42,7 +43,7 @@ pub const NS_CSI: &str = "urn:xmpp:csi:0";
 
 /// What binding hands back to the connection: the queue it must read from.
 pub struct Bound {
-    pub rx: mpsc::Receiver<Outbound>,
+    pub rx: queue::Receiver<Outbound>,
     pub kill: Arc<Notify>,
 }
 
@@ -163,7 +164,7 @@ impl Session {
             self.send(stanza::error_reply(iq, StanzaError::bad_request().with_text("invalid resource"), None));
             return None;
         };
-        let (tx, rx) = mpsc::channel(self.server.config.c2s.send_queue);
+        let (tx, rx) = queue::queue(self.server.config.c2s.send_queue);
         let kill = Arc::new(Notify::new());
         self.server.registry.bind(
             &self.bare_str(),

@@ -9,11 +9,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use minidom::Element;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use std::time::Duration;
 
 use super::connection::{hex, Connection};
+use super::queue;
 use super::session::Session;
 use crate::error::{StreamCondition, StreamError};
 use crate::router::Outbound;
@@ -106,7 +107,7 @@ impl StreamManagement {
 /// A session whose connection dropped, waiting to be resumed.
 pub struct Detached {
     pub session: Session,
-    pub rx: mpsc::Receiver<Outbound>,
+    pub rx: queue::Receiver<Outbound>,
     pub kill: Arc<Notify>,
     pub sm: StreamManagement,
 }

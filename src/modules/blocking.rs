@@ -188,8 +188,8 @@ fn presence_change(server: &Server, user: &str, me: &str, changed: &[String], bl
                     .a("type", "unavailable")
                     .build()
             } else {
-                match r.presence.as_deref() {
-                    Some(p) => p.clone(),
+                match r.presence.as_ref().and_then(|p| p.element()) {
+                    Some(p) => p,
                     None => continue,
                 }
             };

@@ -11,19 +11,22 @@
 //! Storage: `mam_archive`, key `user \0 id(8 bytes BE)`. The id is a microsecond
 //! timestamp made unique per account, so a start/end filter is a key range and ids sort
 //! in arrival order. Each record carries a per-account sequence number: count = last seq
-//! − first seq + 1, read with two B-tree seeks, so the size cap needs no counting scan.
-//! Archiving a message is one sled write; pruning removes the oldest in one batch, 1% at
-//! a time, so that write is rare too.
+//! − first seq + 1, so the size cap needs no counting scan. The newest and oldest
+//! positions and the preferences of active accounts are held in memory ([`Cached`], in
+//! `Store::mam_index`, loaded from sled on first use): archiving a message is one sled
+//! write and no read; pruning removes the oldest in one batch, 1% of the cap at a time,
+//! so that write is rare too.
 
 use jid::Jid;
 use minidom::Element;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use crate::archive::{self, Query};
 use crate::c2s::session::Session;
 use crate::error::StanzaError;
 use crate::server::Server;
-use crate::store::{pair_prefix, Table};
+use crate::store::pair_prefix;
 use crate::xml::{ns, AttrExt, ElementExt};
 
 pub const NS: &str = archive::NS_MAM;
@@ -101,10 +104,50 @@ fn prefs(server: &Server, user: &str) -> Prefs {
     server.store.mam_prefs.get::<Prefs>(user.as_bytes()).ok().flatten().unwrap_or_default()
 }
 
-/// Whether `user`'s preferences keep messages with `with`.
-fn wanted(server: &Server, user: &str, with: &Jid) -> bool {
-    let Ok(stored) = server.store.mam_prefs.get::<Prefs>(user.as_bytes()) else { return true };
-    let Some(p) = stored else { return true };
+/// How many accounts' archive positions [`Store::mam_index`](crate::store::Store) keeps
+/// (about 100 bytes each); an account pushed out is read again from sled when next needed.
+pub const CACHED_ACCOUNTS: usize = 65_536;
+
+/// What archiving a message needs to know of an account, kept in memory so that the
+/// message costs one sled write and no read: its preferences and where its archive
+/// starts and ends. Loaded from sled on first use (so right after a restart), changed
+/// under the cache's lock as ids are handed out, records pruned and preferences set.
+#[derive(Debug, Clone, Default)]
+pub struct Cached {
+    /// The stored preferences; None when none are stored (archive everything).
+    prefs: Option<Arc<Prefs>>,
+    /// The newest id and sequence number handed out (0 when the archive is empty).
+    last_id: u64,
+    last_seq: u64,
+    /// The oldest record's id and sequence number; None when the archive is empty.
+    first: Option<(u64, u64)>,
+    /// Someone is pruning this archive: the others need not.
+    pruning: bool,
+}
+
+fn load(server: &Server, user: &str) -> crate::store::Result<Cached> {
+    let table = &server.store.mam_archive;
+    let prefix = pair_prefix(user);
+    let prefs = server.store.mam_prefs.get::<Prefs>(user.as_bytes())?.map(Arc::new);
+    let (last_id, last_seq) = table.last_in::<Seq>(&prefix)?.map(|(k, r)| (key_id(&k), r.seq)).unwrap_or((0, 0));
+    let first = table.first_in::<Seq>(&prefix)?.map(|(k, r)| (key_id(&k), r.seq));
+    Ok(Cached { prefs, last_id, last_seq, first, pruning: false })
+}
+
+/// Run `f` on `user`'s cached positions; None (logged) when they cannot be loaded.
+fn with_cached<R>(server: &Server, user: &str, f: impl FnOnce(&mut Cached) -> R) -> Option<R> {
+    match server.store.mam_index.with(user, || load(server, user), f) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(user, "reading the archive's positions failed: {e}");
+            None
+        }
+    }
+}
+
+/// Whether preferences `p` (None: none stored) keep messages with `with`.
+fn wanted(server: &Server, user: &str, with: &Jid, p: Option<&Prefs>) -> bool {
+    let Some(p) = p else { return true };
     let bare = with.to_bare().to_string();
     if p.never.contains(&bare) {
         return false;
@@ -123,26 +166,38 @@ fn wanted(server: &Server, user: &str, with: &Jid) -> bool {
 /// archive id, or None when not archived (disabled, preferences, store error).
 pub fn archive(server: &Server, user: &str, with: &Jid, out: bool, msg: &Element) -> Option<u64> {
     let cfg = &server.config.archive;
-    if !cfg.enabled || !wanted(server, user, with) {
+    if !cfg.enabled {
+        return None;
+    }
+    let prefs = with_cached(server, user, |c| c.prefs.clone())?;
+    if !wanted(server, user, with, prefs.as_deref()) {
         return None;
     }
     let table = &server.store.mam_archive;
-    let prefix = pair_prefix(user);
     let xml = String::from_utf8_lossy(&crate::xml::write::element_bytes(msg)).into_owned();
     let mut rec = Record { seq: 0, with: with.to_string(), out, xml };
     for _ in 0..8 {
-        let last = table.last_in::<Seq>(&prefix).ok()?;
-        let (last_id, last_seq) = last.map(|(k, r)| (key_id(&k), r.seq)).unwrap_or((0, 0));
-        let id = now_us().max(last_id + 1);
-        rec.seq = last_seq + 1;
+        // The id and sequence number are handed out under the lock, so concurrent
+        // deliveries to one account never pick the same.
+        let (id, seq) = with_cached(server, user, |c| {
+            c.last_id = now_us().max(c.last_id + 1);
+            c.last_seq += 1;
+            if c.first.is_none() {
+                c.first = Some((c.last_id, c.last_seq));
+            }
+            (c.last_id, c.last_seq)
+        })?;
+        rec.seq = seq;
         match table.insert_new(&key(user, id), &rec) {
             Ok(true) => {
-                prune(table, user, rec.seq, cfg.max_messages_per_user, cfg.expire_after_days);
+                prune(server, user, cfg.max_messages_per_user, cfg.expire_after_days);
                 return Some(id);
             }
-            // Another delivery to the same account took this id: read again.
-            Ok(false) => continue,
+            // Taken (the positions were stale, e.g. reloaded while another delivery was
+            // between choosing its id and writing): read them again from sled.
+            Ok(false) => server.store.mam_index.invalidate(user),
             Err(e) => {
+                server.store.mam_index.invalidate(user);
                 tracing::error!(user, "archiving a message failed: {e}");
                 return None;
             }
@@ -151,28 +206,47 @@ pub fn archive(server: &Server, user: &str, with: &Jid, out: bool, msg: &Element
     None
 }
 
-/// Keep the archive within its size cap and age, removing the oldest first.
-fn prune(table: &Table, user: &str, last_seq: u64, max: u64, expire_days: u32) {
+/// Keep the archive within its size cap and age, removing the oldest first. Whether
+/// anything is due is decided from memory; when it is, the oldest records go in one
+/// batch, down to 99% of the cap, so the next prune is max/100 messages away.
+fn prune(server: &Server, user: &str, max: u64, expire_days: u32) {
+    let cutoff = (expire_days > 0).then(|| now_us().saturating_sub(u64::from(expire_days) * 86_400 * 1_000_000));
+    let due = with_cached(server, user, |c| {
+        let (first_id, first_seq) = c.first?;
+        let count = (c.last_seq + 1).saturating_sub(first_seq);
+        let over = if max > 0 && count > max { (count - max + max / 100) as usize } else { 0 };
+        let expired = cutoff.is_some_and(|cut| first_id < cut);
+        if c.pruning || (over == 0 && !expired) {
+            return None;
+        }
+        c.pruning = true;
+        Some(over)
+    })
+    .flatten();
+    let Some(over) = due else { return };
+    let table = &server.store.mam_archive;
     let prefix = pair_prefix(user);
-    let Ok(Some((first_key, first))) = table.first_in::<Seq>(&prefix) else { return };
-    let mut doomed = Vec::new();
-    if expire_days > 0 {
-        let cutoff = now_us().saturating_sub(u64::from(expire_days) * 86_400 * 1_000_000);
-        if key_id(&first_key) < cutoff {
-            doomed = table.keys_between(&key(user, 0), &key(user, cutoff)).unwrap_or_default();
-        }
-    }
-    let count = (last_seq + 1).saturating_sub(first.seq);
-    if max > 0 && count > max {
-        // Down to 99% of the cap, so the next removal is max/100 messages away.
-        let n = (count - max + max / 100) as usize;
-        if n > doomed.len() {
-            doomed = table.first_keys(&prefix, n).unwrap_or_default();
-        }
+    let mut doomed = match cutoff {
+        Some(cut) => table.keys_between(&key(user, 0), &key(user, cut)).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if over > doomed.len() {
+        doomed = table.first_keys(&prefix, over).unwrap_or_default();
     }
     if !doomed.is_empty() {
         if let Err(e) = table.remove_many(&doomed) {
             tracing::error!(user, "pruning the archive failed: {e}");
+        }
+    }
+    // The new oldest record: one read per prune, not per message.
+    match table.first_in::<Seq>(&prefix) {
+        Ok(first) => server.store.mam_index.update_if_cached(user, |c| {
+            c.first = first.map(|(k, r)| (key_id(&k), r.seq));
+            c.pruning = false;
+        }),
+        Err(e) => {
+            tracing::error!(user, "reading the archive failed: {e}");
+            server.store.mam_index.invalidate(user);
         }
     }
 }
@@ -344,6 +418,8 @@ fn set_prefs(session: &Session, payload: &Element) -> Result<Element, StanzaErro
         tracing::error!("storing archive preferences failed: {e}");
         StanzaError::internal_server_error()
     })?;
+    let cached = Arc::new(p.clone());
+    session.server.store.mam_index.update_if_cached(&session.username, |c| c.prefs = Some(cached));
     Ok(prefs_element(&p))
 }
 

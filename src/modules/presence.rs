@@ -67,11 +67,11 @@ async fn broadcast(session: &mut Session, mut presence: Element, available: bool
     presence.unset("to");
     let priority =
         presence.get_child("priority", ns::CLIENT).and_then(|p| p.text().trim().parse::<i8>().ok()).unwrap_or(0);
-    let stored = presence.clone();
+    let stored = available.then(|| router::StoredPresence::new(&presence));
     server.registry.update(&me, session.session_id, |r| {
         r.available = available;
         r.priority = priority;
-        r.presence = available.then(|| Arc::new(stored));
+        r.presence = stored;
     });
     session.available = available;
     session.priority = priority;
@@ -141,7 +141,7 @@ fn probe_contacts(session: &mut Session, contacts: &[RosterItem]) {
             continue;
         }
         for r in session.server.registry.resources(&contact).iter().filter(|r| r.available) {
-            if let Some(mut p) = r.presence.as_deref().cloned() {
+            if let Some(mut p) = r.presence.as_ref().and_then(|p| p.element()) {
                 p.set("to", full.as_str());
                 session.send(p);
             }

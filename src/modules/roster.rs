@@ -359,7 +359,7 @@ fn send_presence(server: &Server, user: &str, contact: &str, available: bool) {
     let me = format!("{user}@{}", server.domain());
     let resources: Vec<_> = server.registry.resources(&me).into_iter().filter(|r| r.available).collect();
     let stanzas: Vec<Element> = if available {
-        resources.iter().filter_map(|r| r.presence.as_deref().cloned()).collect()
+        resources.iter().filter_map(|r| r.presence.as_ref().and_then(|p| p.element())).collect()
     } else {
         resources
             .iter()

@@ -16,6 +16,7 @@ pub mod loopback;
 pub mod simulcast;
 pub mod tcp;
 pub mod thread;
+pub mod udp;
 
 use std::net::SocketAddr;
 

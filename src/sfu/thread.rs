@@ -4,7 +4,8 @@
 //! (and at most [`MAX_WAIT`], so commands are picked up promptly), then reads what else
 //! the socket holds without blocking and hands it to the core as one batch. Commands arrive on a
 //! bounded std channel; events leave on a bounded tokio channel with `try_send`, so
-//! neither side ever waits for the other.
+//! neither side ever waits for the other. What the core sends leaves through an [`Outbox`]:
+//! a batch's datagrams in a few `sendmmsg` calls on Linux, never blocking.
 //!
 //! With ICE-TCP on (`tcp_listen`), the TCP listener and its connections are non-blocking
 //! and polled once per turn of the loop ([`TcpMedia`]): TCP media waits at most
@@ -18,9 +19,12 @@ use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 
 use super::tcp::TcpMedia;
+use super::udp::Outbox;
 use super::{Command, Event, Sfu, SfuConfig};
 
 const MAX_WAIT: Duration = Duration::from_millis(5);
+/// The shortest wait on the socket, also used while datagrams wait for room to be sent.
+const MIN_WAIT: Duration = Duration::from_micros(100);
 /// Most datagrams read into one batch. A batch's forwarded packets leave together at its
 /// end, so this bounds the delay batching adds (at 10 publishers x 50 subscribers, 16
 /// datagrams are ~500 forwarded packets, ~3 ms of work); it is also how often commands
@@ -83,6 +87,7 @@ fn run(
     events: tokio::sync::mpsc::Sender<Event>,
 ) {
     let mut buf = vec![0u8; 2000];
+    let mut outbox = Outbox::default();
     loop {
         let now = Instant::now();
         loop {
@@ -96,12 +101,14 @@ fn run(
         if let Some(tcp) = tcp.as_mut() {
             tcp.poll(Instant::now(), |from, packet| sfu.receive(Instant::now(), Protocol::Tcp, from, packet));
         }
-        flush(&socket, tcp.as_mut(), &mut sfu, &events);
+        flush(&socket, &mut outbox, tcp.as_mut(), &mut sfu, &events);
+        // Datagrams the kernel had no room for are retried after the shortest wait.
+        let longest = if outbox.pending() > 0 { MIN_WAIT } else { MAX_WAIT };
         let wait = sfu
             .next_timeout()
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(MAX_WAIT)
-            .clamp(Duration::from_micros(100), MAX_WAIT);
+            .clamp(MIN_WAIT, longest);
         if socket.set_nonblocking(false).is_err() || socket.set_read_timeout(Some(wait)).is_err() {
             return;
         }
@@ -132,19 +139,30 @@ fn run(
             }
         }
         sfu.end_batch(Instant::now());
-        flush(&socket, tcp.as_mut(), &mut sfu, &events);
+        flush(&socket, &mut outbox, tcp.as_mut(), &mut sfu, &events);
     }
 }
 
-fn flush(socket: &UdpSocket, mut tcp: Option<&mut TcpMedia>, sfu: &mut Sfu, events: &tokio::sync::mpsc::Sender<Event>) {
+/// Send what the core has to send (UDP datagrams together, see [`Outbox`]) and pass its
+/// events on.
+fn flush(
+    socket: &UdpSocket,
+    outbox: &mut Outbox,
+    mut tcp: Option<&mut TcpMedia>,
+    sfu: &mut Sfu,
+    events: &tokio::sync::mpsc::Sender<Event>,
+) {
     while let Some(t) = sfu.poll_transmit() {
-        if t.proto != Protocol::Udp {
-            if let Some(tcp) = tcp.as_deref_mut() {
-                tcp.send(t.destination, &t.contents);
-            }
-        } else if let Err(e) = socket.send_to(&t.contents, t.destination) {
-            tracing::debug!(to = %t.destination, "SFU send: {e}");
+        if t.proto == Protocol::Udp {
+            outbox.push(t.destination, t.contents);
+        } else if let Some(tcp) = tcp.as_deref_mut() {
+            tcp.send(t.destination, &t.contents);
         }
+    }
+    let dropped = outbox.dropped;
+    outbox.send(socket);
+    if outbox.dropped > dropped {
+        tracing::debug!(dropped = outbox.dropped - dropped, total = outbox.dropped, "SFU datagrams dropped");
     }
     while let Some(e) = sfu.poll_event() {
         if events.try_send(e).is_err() {

@@ -11,6 +11,8 @@ use std::sync::{Arc, RwLock};
 
 use crate::sasl::Credentials;
 
+pub mod cache;
+
 const FORMAT_V1: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +261,9 @@ pub struct Store {
     pub mam_archive: Table,
     /// XEP-0313: `user` → archiving preferences.
     pub mam_prefs: Table,
+    /// XEP-0313: each active account's archive positions and preferences, held in
+    /// memory so archiving a message reads nothing (`modules::mam`).
+    pub mam_index: cache::AccountCache<crate::modules::mam::Cached>,
     /// Single sign-on: SHA-256 of an amphi sign-in token → its account, issuer and expiry
     /// (`oidc::tokens`). The token itself is never stored.
     pub sso_tokens: Table,
@@ -295,6 +300,7 @@ impl Store {
             blocklist: SetTable::load(t("blocklist")?)?,
             mam_archive: t("mam_archive")?,
             mam_prefs: t("mam_prefs")?,
+            mam_index: cache::AccountCache::new(crate::modules::mam::CACHED_ACCOUNTS),
             sso_tokens: t("sso_tokens")?,
             sso_bindings: t("sso_bindings")?,
             db,
@@ -335,6 +341,7 @@ impl Store {
         self.blocklist.remove(user, None)?;
         self.mam_archive.remove_prefix(&prefix)?;
         self.mam_prefs.remove(user.as_bytes())?;
+        self.mam_index.invalidate(user);
         let existed = existed | self.sso_bindings.remove(user.as_bytes())?;
         crate::oidc::tokens::revoke_all(self, user)?;
         Ok(existed)
