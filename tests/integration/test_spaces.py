@@ -18,23 +18,14 @@ import pytest
 
 from harness.client import close_all, error_condition, sign_in
 from harness.servers import ServerOptions, server_kind
-from test_ldap import BASE, DIRECTORY_PASSWORDS, Directory, LdapAmphi, slapd_available
+# `directory`: test_ldap's fixture (a slapd with the test tree), one per module here too.
+from test_ldap import BASE, DIRECTORY_PASSWORDS, Directory, LdapAmphi, directory  # noqa: F401
 from test_muc import NS_ADMIN, NS_OWNER, codes, create, form, item, join
 
 pytestmark = pytest.mark.skipif(server_kind() != "amphi", reason="amphi's space-bound rooms")
 
 SERVICE = "conference.localhost"
 NS_DATA = "jabber:x:data"
-
-
-@pytest.fixture(scope="module")
-def directory(tmp_path_factory: pytest.TempPathFactory) -> Directory:
-    if not slapd_available():
-        pytest.fail("slapd is not installed: run tests/ldap/run.sh (apt-get install slapd ldap-utils)")
-    d = Directory(tmp_path_factory.mktemp("slapd-spaces"))
-    d.start()
-    yield d
-    d.stop()
 
 
 SEARCH = f"""bind_dn = "cn=amphi,ou=services,{BASE}"
