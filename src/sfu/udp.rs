@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 
-/// Datagrams kept for a retry at most: ~100 ms of forwarding at 10 publishers x 50
+/// Datagrams kept for a retry at most: ~80 ms of forwarding at 10 publishers x 50
 /// subscribers. Beyond it the socket is not draining and older packets are dropped.
 const MAX_PENDING: usize = 8192;
 /// Datagrams per `sendmmsg` call; the kernel takes at most `UIO_MAXIOV` (1024).
