@@ -42,6 +42,12 @@ async fn call(c: &mut Client, to: &str, sid: &str, ssrc: u32) -> Element {
     c.expect(|e| e.attr("id") == Some(id.as_str())).await
 }
 
+/// Enter the room (see [`enter`]), then join its call with session `sid`, which the focus accepts.
+async fn in_call(c: &mut Client, nick: &str, create: bool, sid: &str, ssrc: u32) {
+    enter(c, nick, create).await;
+    assert_eq!(call(c, CALL, sid, ssrc).await.attr("type"), Some("result"));
+}
+
 /// The content name and XEP-0298 user entity of the (first) stream a content-add brings.
 fn added(el: &Element) -> (String, String) {
     let j = jingle(el).expect("a jingle element");
@@ -93,10 +99,8 @@ async fn moderators_mute_others_and_the_room_ends_its_call() {
     let t = start("").await;
     let mut alice = signed_in(&t, "alice").await;
     let mut bob = signed_in(&t, "bob").await;
-    enter(&mut alice, "alice", true).await; // the owner: a moderator
-    enter(&mut bob, "bob", false).await; // a participant
-    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
-    assert_eq!(call(&mut bob, CALL, "sb", 222).await.attr("type"), Some("result"));
+    in_call(&mut alice, "alice", true, "sa", 111).await; // the owner: a moderator
+    in_call(&mut bob, "bob", false, "sb", 222).await; // a participant
 
     // The room is semi-anonymous: bob sees alice's stream under her occupant JID, alice
     // (a moderator) sees bob's real JID.
@@ -147,12 +151,9 @@ async fn a_kick_or_a_lost_connection_ends_the_call_session() {
     let mut alice = signed_in(&t, "alice").await;
     let mut bob = signed_in(&t, "bob").await;
     let mut carol = signed_in(&t, "carol").await;
-    enter(&mut alice, "alice", true).await;
-    enter(&mut bob, "bob", false).await;
-    enter(&mut carol, "carol", false).await;
-    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
-    assert_eq!(call(&mut bob, CALL, "sb", 222).await.attr("type"), Some("result"));
-    assert_eq!(call(&mut carol, CALL, "sc", 333).await.attr("type"), Some("result"));
+    in_call(&mut alice, "alice", true, "sa", 111).await;
+    in_call(&mut bob, "bob", false, "sb", 222).await;
+    in_call(&mut carol, "carol", false, "sc", 333).await;
 
     // The owner kicks bob: his session ends, alice no longer receives his stream.
     alice
@@ -176,8 +177,7 @@ async fn a_kick_or_a_lost_connection_ends_the_call_session() {
     // Dave never sent broadcast presence, so his end sends no unavailable: the room finds
     // out when it cannot deliver to him, and the call follows.
     let mut dave = signed_in(&t, "dave").await;
-    enter(&mut dave, "dave", false).await;
-    assert_eq!(call(&mut dave, CALL, "sd", 444).await.attr("type"), Some("result"));
+    in_call(&mut dave, "dave", false, "sd", 444).await;
     alice.expect(|e| action(e).as_deref() == Some("content-add")).await;
     drop(dave);
     let size = || t.server.focus.as_ref().map(|f| f.call_size("standup"));
@@ -213,12 +213,9 @@ async fn a_moderator_ends_the_call_for_everyone_and_the_room_stays() {
     let mut bob = signed_in(&t, "bob").await;
     let mut carol = signed_in(&t, "carol").await;
     let mut dave = signed_in(&t, "dave").await;
-    enter(&mut alice, "alice", true).await; // the owner: a moderator
-    enter(&mut bob, "bob", false).await;
-    enter(&mut carol, "carol", false).await;
-    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
-    assert_eq!(call(&mut bob, CALL, "sb", 222).await.attr("type"), Some("result"));
-    assert_eq!(call(&mut carol, CALL, "sc", 333).await.attr("type"), Some("result"));
+    in_call(&mut alice, "alice", true, "sa", 111).await; // the owner: a moderator
+    in_call(&mut bob, "bob", false, "sb", 222).await;
+    in_call(&mut carol, "carol", false, "sc", 333).await;
 
     // Only moderators see the command, and only they may run it.
     let list = |id: &str| {
@@ -270,10 +267,8 @@ async fn a_participant_the_focus_cannot_reach_is_removed_from_the_call() {
     let t = start("").await;
     let mut alice = signed_in(&t, "alice").await;
     let mut dave = signed_in(&t, "dave").await;
-    enter(&mut alice, "alice", true).await;
-    enter(&mut dave, "dave", false).await;
-    assert_eq!(call(&mut alice, CALL, "sa", 111).await.attr("type"), Some("result"));
-    assert_eq!(call(&mut dave, CALL, "sd", 444).await.attr("type"), Some("result"));
+    in_call(&mut alice, "alice", true, "sa", 111).await;
+    in_call(&mut dave, "dave", false, "sd", 444).await;
     alice.expect(|e| action(e).as_deref() == Some("content-add")).await;
 
     // Dave's connection ends without a word and without any broadcast presence: neither the

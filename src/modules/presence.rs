@@ -93,14 +93,7 @@ async fn broadcast(session: &mut Session, mut presence: Element, available: bool
         router::send(r, el);
     }
     if !available {
-        // §4.6.3: those we sent directed presence to learn that we left.
-        for target in std::mem::take(&mut session.directed) {
-            if let Ok(to) = jid::Jid::new(&target) {
-                let mut el = presence.clone();
-                el.set("to", target.as_str());
-                deliver(&server, &to, &el);
-            }
-        }
+        tell_directed(session, &presence);
         return;
     }
     if initial {
@@ -152,23 +145,14 @@ fn probe_contacts(session: &mut Session, contacts: &[RosterItem]) {
 /// The session ended: if it was available, tell everyone it is not (§4.6.3 / §4.5.2).
 pub async fn went_offline(session: &mut Session) {
     let server = session.server.clone();
+    let unavailable =
+        Element::builder("presence", ns::CLIENT).a("from", session.full_str()).a("type", "unavailable").build();
     if session.available {
-        let unavailable =
-            Element::builder("presence", ns::CLIENT).a("from", session.full_str()).a("type", "unavailable").build();
         broadcast(session, unavailable, false).await;
     } else {
         // A session that never sent broadcast presence may still have joined rooms (or
-        // reached anyone) with directed presence: they learn that it left (§4.6.3).
-        for target in std::mem::take(&mut session.directed) {
-            if let Ok(to) = jid::Jid::new(&target) {
-                let unavailable = Element::builder("presence", ns::CLIENT)
-                    .a("from", session.full_str())
-                    .a("to", target.as_str())
-                    .a("type", "unavailable")
-                    .build();
-                deliver(&server, &to, &unavailable);
-            }
-        }
+        // reached anyone) with directed presence: they learn that it left all the same.
+        tell_directed(session, &unavailable);
     }
     let me = session.bare_str();
     let others_online =
@@ -176,6 +160,18 @@ pub async fn went_offline(session: &mut Session) {
     if !others_online {
         let last = super::last::LastActivity { at: crate::stanza::now_secs(), status: String::new() };
         let _ = server.store.last_activity.put(session.username.as_bytes(), &last);
+    }
+}
+
+/// RFC 6121 §4.6.3: everyone the session sent directed presence to gets `presence`
+/// (unavailable) addressed to them; the list is emptied.
+fn tell_directed(session: &mut Session, presence: &Element) {
+    for target in std::mem::take(&mut session.directed) {
+        if let Ok(to) = jid::Jid::new(&target) {
+            let mut el = presence.clone();
+            el.set("to", target.as_str());
+            deliver(&session.server, &to, &el);
+        }
     }
 }
 

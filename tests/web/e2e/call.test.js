@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startAmphi } from '../lib/server.js';
-import { launch, newPage, shot } from '../lib/browser.js';
+import { launch, newPage, recordPeerConnections, shot } from '../lib/browser.js';
 
 const ROOM = 'appel';
 const USERS = /** @type {const} */ (['alice', 'bob', 'carol']);
@@ -55,20 +55,6 @@ function watchWarnings(p) {
   return p;
 }
 
-/** Keep every RTCPeerConnection the page makes, so the test can read its stats. */
-function recordPeerConnections() {
-  const Base = window.RTCPeerConnection;
-  /** @type {RTCPeerConnection[]} */
-  const all = [];
-  Object.defineProperty(window, '__pcs', { value: all });
-  window.RTCPeerConnection = class extends Base {
-    /** @param {RTCConfiguration} [c] */
-    constructor(c) {
-      super(c);
-      all.push(this);
-    }
-  };
-}
 
 /**
  * The page's receive counters by content name: decoded frames for video, packets for audio.

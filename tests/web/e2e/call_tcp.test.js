@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAmphi, freePort } from '../lib/server.js';
-import { launch, newPage, shot } from '../lib/browser.js';
+import { launch, newPage, recordPeerConnections, shot } from '../lib/browser.js';
 
 const ROOM = 'tcp';
 /** @type {import('../lib/server.js').Amphi} */
@@ -71,30 +71,6 @@ function stats(page) {
   });
 }
 
-/**
- * Keep every RTCPeerConnection the page makes, so the test can read its stats; with
- * `noUdp`, remote UDP candidates never reach Chrome.
- * @param {boolean} noUdp
- */
-function recordPeerConnections(noUdp) {
-  const Base = window.RTCPeerConnection;
-  /** @type {RTCPeerConnection[]} */
-  const all = [];
-  Object.defineProperty(window, '__pcs', { value: all });
-  window.RTCPeerConnection = class extends Base {
-    /** @param {RTCConfiguration} [c] */
-    constructor(c) {
-      super(c);
-      all.push(this);
-    }
-
-    /** @param {RTCSessionDescriptionInit} d */
-    setRemoteDescription(d) {
-      const sdp = noUdp && d?.sdp ? d.sdp.replace(/a=candidate:\S+ \d+ udp [^\r\n]*\r\n/gi, '') : d?.sdp;
-      return super.setRemoteDescription(d && { type: d.type, sdp });
-    }
-  };
-}
 
 test('a browser without UDP joins the call over ICE-TCP and exchanges media with a UDP one', async () => {
   browsers.push(await launch());

@@ -40,3 +40,29 @@ export async function newPage(browser, opts = {}) {
 export async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
+
+/**
+ * Keep every RTCPeerConnection the page makes, so the test can read its stats; with
+ * `noUdp`, remote UDP candidates never reach Chrome.
+ * Runs in the page: `page.addInitScript(recordPeerConnections[, noUdp])`.
+ * @param {boolean} [noUdp]
+ */
+export function recordPeerConnections(noUdp) {
+  const Base = window.RTCPeerConnection;
+  /** @type {RTCPeerConnection[]} */
+  const all = [];
+  Object.defineProperty(window, '__pcs', { value: all });
+  window.RTCPeerConnection = class extends Base {
+    /** @param {RTCConfiguration} [c] */
+    constructor(c) {
+      super(c);
+      all.push(this);
+    }
+
+    /** @param {RTCSessionDescriptionInit} d */
+    setRemoteDescription(d) {
+      const sdp = noUdp && d?.sdp ? d.sdp.replace(/a=candidate:\S+ \d+ udp [^\r\n]*\r\n/gi, '') : d?.sdp;
+      return super.setRemoteDescription(d && { type: d.type, sdp });
+    }
+  };
+}
